@@ -1,0 +1,1 @@
+export default {fetch(){return new Response('x')}}; export class RepoHub {}; export class GlobalHub {}

@@ -1,0 +1,20 @@
+// Values the global setup provides to tests (inject()) and to the Worker bindings.
+import type { JWK } from "jose";
+
+declare module "vitest" {
+	export interface ProvidedContext {
+		runId: string;
+		databaseUrl: string;
+		neonHttpEndpoint: string;
+		neonWsProxy: string;
+		upstashUrl: string;
+		upstashToken: string;
+		redisKeyPrefix: string;
+		jwtSecret: string;
+		jwksUrl: string;
+		jwksPrivateKeys: { RS256: JWK; ES256: JWK; EdDSA: JWK };
+		pythonApiUrl: string;
+		hangingUrl: string;
+		testSeedRepos: number;
+	}
+}
