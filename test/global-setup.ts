@@ -4,11 +4,17 @@
 // Teardown stops them, drops the database and deletes the run's Redis keys.
 import { randomBytes } from "node:crypto";
 import type { TestProject } from "vitest/node";
+import {
+	canConnect,
+	dropDatabase,
+	ensureDatabase,
+	migrateDatabase,
+	withDatabase,
+} from "../scripts/lib/pg.ts";
+import { seedDatabase } from "../scripts/lib/seed.ts";
 import { startAuxServer } from "../scripts/stack/aux-server.ts";
 import { startNeonStandIn } from "../scripts/stack/neon-standin.ts";
 import { deleteKeysWithPrefix, startUpstashStandIn } from "../scripts/stack/upstash-standin.ts";
-import { canConnect, dropDatabase, ensureDatabase, migrateDatabase, withDatabase } from "../scripts/lib/pg.ts";
-import { seedDatabase } from "../scripts/lib/seed.ts";
 
 export const TEST_SEED_REPOS = 400;
 

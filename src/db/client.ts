@@ -37,7 +37,9 @@ export function createPool(env: DbEnv) {
 	configureNeon(env);
 	const pool = new Pool({ connectionString: env.DATABASE_URL });
 	// workerd reports a server-closed socket as an 'error' event; unhandled, it would crash the request.
-	pool.on("error", (err: Error) => console.warn(JSON.stringify({ msg: "neon pool error", error: err.message })));
+	pool.on("error", (err: Error) =>
+		console.warn(JSON.stringify({ msg: "neon pool error", error: err.message })),
+	);
 	const db = drizzleWs({ client: pool, schema });
 	return { db, pool, close: () => pool.end() };
 }

@@ -3,6 +3,7 @@
 // generated search column needs.
 import { sql } from "drizzle-orm";
 import {
+	boolean,
 	customType,
 	date,
 	doublePrecision,
@@ -15,12 +16,17 @@ import {
 	timestamp,
 	uniqueIndex,
 	uuid,
-	boolean,
 } from "drizzle-orm/pg-core";
 
 const tsvector = customType<{ data: string }>({ dataType: () => "tsvector" });
 
-export const analysisStatus = pgEnum("analysis_status", ["pending", "queued", "analyzing", "completed", "failed"]);
+export const analysisStatus = pgEnum("analysis_status", [
+	"pending",
+	"queued",
+	"analyzing",
+	"completed",
+	"failed",
+]);
 export const insightSeverity = pgEnum("insight_severity", ["info", "low", "medium", "high", "critical"]);
 
 // One row per repository. `search` is maintained by Postgres itself: names and topics with the

@@ -1,0 +1,21 @@
+// The Hono app: middleware order, feature mounts, one error envelope for everything.
+import { Hono } from "hono";
+import type { AppEnv } from "./env";
+import { notFound, onError } from "./errors";
+import { requestContext } from "./middleware/request-context";
+import { admin } from "./ops/admin";
+import { health } from "./ops/health";
+import { me } from "./ops/me";
+
+export function createApp() {
+	const app = new Hono<AppEnv>();
+	app.use(requestContext);
+	app.route("/health", health);
+	app.route("/api/v1/me", me);
+	app.route("/api/v1/admin", admin);
+	app.notFound(notFound);
+	app.onError(onError);
+	return app;
+}
+
+export type App = ReturnType<typeof createApp>;

@@ -1,0 +1,47 @@
+// Per-request composition root: clients bound to the request that made them, created lazily
+// so a route that never touches Postgres or Redis never builds a client for them.
+
+import { createDb, type Db } from "./db/client";
+import { type Config, getConfig } from "./env";
+import { createRedis, RedisKeys, type RedisLike } from "./lib/redis";
+
+/** The part of the execution context the app uses. */
+export type BackgroundContext = Pick<ExecutionContext, "waitUntil">;
+
+export interface Deps {
+	config: Config;
+	env: Env;
+	/** For ctx.waitUntil; passed whole, since a destructured waitUntil loses its binding. */
+	ctx: BackgroundContext;
+	/** drizzle over Neon's HTTP driver. */
+	readonly db: Db;
+	/** null when no Redis is configured (local runs without Redis). */
+	readonly redis: RedisLike | null;
+	keys: RedisKeys;
+	now: () => number;
+}
+
+const REDIS_COMMAND_TIMEOUT_MS = 250;
+
+export function createDeps(env: Env, ctx: BackgroundContext): Deps {
+	const config = getConfig(env);
+	let db: Db | undefined;
+	let redis: RedisLike | null | undefined;
+	return {
+		config,
+		env,
+		ctx,
+		get db() {
+			db ??= createDb(env);
+			return db;
+		},
+		get redis() {
+			if (redis === undefined) {
+				redis = config.redis ? createRedis({ ...config.redis, timeoutMs: REDIS_COMMAND_TIMEOUT_MS }) : null;
+			}
+			return redis;
+		},
+		keys: new RedisKeys(config.REDIS_KEY_PREFIX),
+		now: () => Date.now(),
+	};
+}

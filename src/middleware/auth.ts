@@ -1,0 +1,142 @@
+// Bearer JWT authentication (jose) and role checks.
+//   HS256 tokens are verified with JWT_SECRET (services, local tools); RS256/ES256/EdDSA tokens
+//   with the identity provider's JWKS at JWT_JWKS_URL. The algorithm list is fixed per key type,
+//   so an HS256 token can never be checked against a public key (key confusion), and "none" is
+//   never accepted. iss, aud, exp and nbf are checked with a small clock tolerance.
+import type { Context } from "hono";
+import { createMiddleware } from "hono/factory";
+import { createRemoteJWKSet, decodeProtectedHeader, errors, type JWTPayload, jwtVerify } from "jose";
+import type { AppEnv, Config } from "../env";
+import { ApiError } from "../errors";
+
+export const ROLES = ["user", "admin", "service"] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface Principal {
+	sub: string;
+	roles: Role[];
+	/** How the token was verified. */
+	via: "hs256" | "jwks";
+}
+
+const ASYMMETRIC_ALGS = ["RS256", "ES256", "EdDSA"];
+const CLOCK_TOLERANCE_S = 30;
+const REALM = 'Bearer realm="gitinsight-edge"';
+
+// Isolate-scoped JWKS sets keyed by URL: they hold only public keys and jose refreshes them
+// itself (cached for 10 min, refetched at most every 30 s on an unknown kid).
+const jwksSets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
+function jwksFor(url: string) {
+	let set = jwksSets.get(url);
+	if (!set) {
+		set = createRemoteJWKSet(new URL(url), { timeoutDuration: 2000, cooldownDuration: 30_000 });
+		jwksSets.set(url, set);
+	}
+	return set;
+}
+
+const encoder = new TextEncoder();
+
+function unauthorized(description: string): ApiError {
+	return new ApiError("unauthorized", description, {
+		headers: { "WWW-Authenticate": `${REALM}, error="invalid_token", error_description="${description}"` },
+	});
+}
+
+function rolesOf(payload: JWTPayload): Role[] {
+	const raw = Array.isArray(payload.roles)
+		? payload.roles
+		: payload.role !== undefined
+			? [payload.role]
+			: ["user"];
+	return ROLES.filter((r) => raw.includes(r));
+}
+
+function describe(err: unknown): ApiError {
+	if (err instanceof errors.JWTExpired) return unauthorized("token expired");
+	if (err instanceof errors.JWTClaimValidationFailed) {
+		return unauthorized(
+			err.claim === "nbf" ? "token not yet valid" : `token claim '${err.claim}' is invalid`,
+		);
+	}
+	if (err instanceof errors.JWKSTimeout || (err instanceof TypeError && !(err instanceof errors.JOSEError))) {
+		// The identity provider is unreachable: not the caller's fault.
+		return new ApiError("service_unavailable", "token keys are temporarily unavailable", {
+			headers: { "Retry-After": "5" },
+		});
+	}
+	if (err instanceof errors.JWSSignatureVerificationFailed) return unauthorized("token signature is invalid");
+	if (err instanceof errors.JWKSNoMatchingKey) return unauthorized("no key matches the token");
+	if (err instanceof errors.JOSEAlgNotAllowed) return unauthorized("token algorithm is not allowed");
+	return unauthorized("token is malformed");
+}
+
+/** Verifies a compact JWS and returns its principal; throws ApiError (401/503). */
+export async function verifyToken(token: string, config: Config): Promise<Principal> {
+	let alg: string | undefined;
+	try {
+		alg = decodeProtectedHeader(token).alg;
+	} catch {
+		throw unauthorized("token is malformed");
+	}
+	const common = {
+		issuer: config.JWT_ISSUER,
+		audience: config.JWT_AUDIENCE,
+		clockTolerance: CLOCK_TOLERANCE_S,
+	};
+	let payload: JWTPayload;
+	let via: Principal["via"];
+	try {
+		if (alg === "HS256" && config.JWT_SECRET) {
+			({ payload } = await jwtVerify(token, encoder.encode(config.JWT_SECRET), {
+				...common,
+				algorithms: ["HS256"],
+			}));
+			via = "hs256";
+		} else if (alg && ASYMMETRIC_ALGS.includes(alg) && config.JWT_JWKS_URL) {
+			({ payload } = await jwtVerify(token, jwksFor(config.JWT_JWKS_URL), {
+				...common,
+				algorithms: ASYMMETRIC_ALGS,
+			}));
+			via = "jwks";
+		} else {
+			throw unauthorized("token algorithm is not allowed");
+		}
+	} catch (err) {
+		throw err instanceof ApiError ? err : describe(err);
+	}
+	if (typeof payload.exp !== "number") throw unauthorized("token has no expiry");
+	if (typeof payload.sub !== "string" || payload.sub === "") throw unauthorized("token has no subject");
+	return { sub: payload.sub, roles: rolesOf(payload), via };
+}
+
+export function bearerToken(c: Context<AppEnv>): string | undefined {
+	const header = c.req.header("authorization");
+	if (!header) return undefined;
+	const match = /^Bearer[ ]+([A-Za-z0-9._~+/=-]+)\s*$/i.exec(header);
+	if (!match?.[1]) throw unauthorized("authorization header must be 'Bearer <token>'");
+	return match[1];
+}
+
+/** Requires a valid token whose roles include one of `allowed`; sets c.var.principal. */
+export function requireRole(...allowed: Role[]) {
+	return createMiddleware<AppEnv>(async (c, next) => {
+		const token = bearerToken(c);
+		if (!token) {
+			throw new ApiError("unauthorized", "authentication required", {
+				headers: { "WWW-Authenticate": REALM },
+			});
+		}
+		const principal = await verifyToken(token, c.var.deps.config);
+		if (!principal.roles.some((r) => allowed.includes(r))) {
+			throw new ApiError("forbidden", `this endpoint requires the ${allowed.join(" or ")} role`, {
+				headers: { "WWW-Authenticate": `${REALM}, error="insufficient_scope"` },
+			});
+		}
+		c.set("principal", principal);
+		await next();
+	});
+}
+
+/** Any authenticated caller. */
+export const requireAuth = () => requireRole(...ROLES);

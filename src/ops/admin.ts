@@ -1,0 +1,25 @@
+// Admin-only operational endpoints. GET /api/v1/admin/config: the effective non-secret
+// configuration of this deployment (what operators ask first when behaviour surprises them).
+import { Hono } from "hono";
+import type { AppEnv } from "../env";
+import { requireRole } from "../middleware/auth";
+
+export const admin = new Hono<AppEnv>().get("/config", requireRole("admin"), (c) => {
+	const { config } = c.var.deps;
+	c.header("Cache-Control", "no-store");
+	return c.json({
+		version: config.APP_VERSION,
+		environment: config.ENVIRONMENT,
+		auth: {
+			issuer: config.JWT_ISSUER,
+			audience: config.JWT_AUDIENCE,
+			hs256: Boolean(config.JWT_SECRET),
+			jwks: Boolean(config.JWT_JWKS_URL),
+		},
+		redis: { configured: Boolean(config.redis), key_prefix: config.REDIS_KEY_PREFIX },
+		python_api: { configured: Boolean(config.PYTHON_API_URL) },
+		cors_origins: config.CORS_ORIGINS,
+		global_hub_shards: config.GLOBAL_HUB_SHARDS,
+		health_timeout_ms: config.HEALTH_TIMEOUT_MS,
+	});
+});

@@ -1,0 +1,99 @@
+// GET /health: liveness plus a bounded probe of each dependency (Neon Postgres, Upstash Redis,
+// the Python analysis API). healthy → 200, degraded (an optional dependency failing) → 200,
+// unhealthy (Postgres unreachable) → 503. Every probe is capped at HEALTH_TIMEOUT_MS.
+import { sql } from "drizzle-orm";
+import { Hono } from "hono";
+import type { Deps } from "../deps";
+import type { AppEnv } from "../env";
+import { withTimeout } from "../lib/timeout";
+
+export type DependencyStatus = "healthy" | "unhealthy" | "not_configured";
+export type OverallStatus = "healthy" | "degraded" | "unhealthy";
+
+interface Check {
+	status: DependencyStatus;
+	latency_ms?: number;
+	error?: string;
+}
+
+// Isolate start, taken at the first request: Workers' clock does not run during module init.
+let isolateStartedAt: number | undefined;
+
+/** Go-style duration, as the seed shows it: 72h15m30s. */
+export function formatUptime(ms: number): string {
+	const total = Math.max(0, Math.floor(ms / 1000));
+	const h = Math.floor(total / 3600);
+	const m = Math.floor((total % 3600) / 60);
+	const s = total % 60;
+	return h > 0 ? `${h}h${m}m${s}s` : m > 0 ? `${m}m${s}s` : `${s}s`;
+}
+
+async function probe(
+	run: (() => Promise<unknown>) | undefined,
+	timeoutMs: number,
+	what: string,
+): Promise<Check> {
+	if (!run) return { status: "not_configured" };
+	const started = performance.now();
+	try {
+		await withTimeout(run(), timeoutMs, what);
+		return { status: "healthy", latency_ms: Math.round(performance.now() - started) };
+	} catch (err) {
+		// Only the error class reaches the wire: messages can carry connection details.
+		const error = err instanceof Error && err.name === "TimeoutError" ? "timeout" : "unreachable";
+		return { status: "unhealthy", latency_ms: Math.round(performance.now() - started), error };
+	}
+}
+
+async function pingPython(baseUrl: string, timeoutMs: number): Promise<void> {
+	const res = await fetch(`${baseUrl.replace(/\/+$/, "")}/health`, {
+		signal: AbortSignal.timeout(timeoutMs),
+	});
+	await res.body?.cancel();
+	if (!res.ok) throw new Error(`python api answered ${res.status}`);
+}
+
+export async function checkHealth(deps: Deps) {
+	const { config } = deps;
+	const timeout = config.HEALTH_TIMEOUT_MS;
+	const redis = deps.redis;
+	const [database, redisCheck, python] = await Promise.all([
+		probe(() => deps.db.execute(sql`select 1`), timeout, "database"),
+		probe(redis ? () => redis.ping() : undefined, timeout, "redis"),
+		probe(
+			config.PYTHON_API_URL ? () => pingPython(config.PYTHON_API_URL ?? "", timeout) : undefined,
+			timeout,
+			"python_api",
+		),
+	]);
+	const checks = { database, redis: redisCheck, python_api: python };
+	const status: OverallStatus =
+		database.status !== "healthy"
+			? "unhealthy"
+			: redisCheck.status === "unhealthy" || python.status === "unhealthy"
+				? "degraded"
+				: "healthy";
+	return { status, checks };
+}
+
+export const health = new Hono<AppEnv>().get("/", async (c) => {
+	const now = Date.now();
+	isolateStartedAt ??= now;
+	const { status, checks } = await checkHealth(c.var.deps);
+	c.header("Cache-Control", "no-store");
+	return c.json(
+		{
+			status,
+			timestamp: new Date(now).toISOString(),
+			version: c.var.deps.config.APP_VERSION,
+			uptime: formatUptime(now - isolateStartedAt),
+			dependencies: {
+				database: checks.database.status,
+				redis: checks.redis.status,
+				python_api: checks.python_api.status,
+			},
+			checks,
+		},
+		status === "unhealthy" ? 503 : 200,
+	);
+});

@@ -1,0 +1,43 @@
+// The one error envelope: unknown routes, request ids, and no 500 for bad input.
+import { describe, expect, it } from "vitest";
+import { call, errorBody } from "./helpers";
+
+describe("error envelope", () => {
+	it("answers unknown routes with 404 in the envelope", async () => {
+		const res = await call("/no/such/route?x=1");
+		expect(res.status).toBe(404);
+		expect(res.headers.get("content-type")).toMatch(/^application\/json/);
+		const err = await errorBody(res);
+		expect(err).toMatchObject({ code: "not_found" });
+		expect(err.request_id).toMatch(/^[0-9a-f-]{36}$/);
+		expect(res.headers.get("x-request-id")).toBe(err.request_id);
+	});
+
+	it("answers a wrong method with 404 in the envelope", async () => {
+		const res = await call("/health", { method: "DELETE" });
+		expect(res.status).toBe(404);
+		expect((await errorBody(res)).code).toBe("not_found");
+	});
+
+	it("keeps a well-formed incoming X-Request-Id and replaces a hostile one", async () => {
+		const kept = await call("/nope", { headers: { "x-request-id": "trace-abc.123:xyz" } });
+		expect(kept.headers.get("x-request-id")).toBe("trace-abc.123:xyz");
+		expect((await errorBody(kept)).request_id).toBe("trace-abc.123:xyz");
+		const replaced = await call("/nope", { headers: { "x-request-id": "<script>alert(1)</script>" } });
+		expect(replaced.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+	});
+
+	it.each([
+		"/%",
+		"/api/v1/%E0%A4%A",
+		`/${"a".repeat(8000)}`,
+		"/api/v1/me/../admin/config",
+		"/health/%00",
+		"/api/v1/%F0%9F%92%A9?q=%00%01",
+	])("never answers 5xx for a strange path: %s", async (path) => {
+		const res = await call(path);
+		expect(res.status).toBeGreaterThanOrEqual(400);
+		expect(res.status).toBeLessThan(500);
+		expect((await errorBody(res)).code).toBeTypeOf("string");
+	});
+});
