@@ -27,9 +27,11 @@ export default defineConfig({
 		})),
 	],
 	test: {
-		globalSetup: ["./test/global-setup.ts"],
+		globalSetup: ["./test/node/global-setup.ts"],
 		include: ["test/**/*.test.ts"],
 		testTimeout: 20_000,
+		// One access-log line per request is right for production and noise here.
+		onConsoleLog: (log) => !log.includes('"msg":"request"'),
 		hookTimeout: 60_000,
 	},
 });

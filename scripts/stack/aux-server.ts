@@ -14,7 +14,10 @@ export interface AuxServer {
 }
 
 async function keyPair(alg: "RS256" | "ES256" | "EdDSA"): Promise<{ pub: JWK; priv: JWK }> {
-	const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true, crv: "Ed25519" });
+	const { publicKey, privateKey } = await generateKeyPair(alg, {
+		extractable: true,
+		...(alg === "EdDSA" ? { crv: "Ed25519" } : {}),
+	});
 	const kid = `test-${alg.toLowerCase()}`;
 	return {
 		pub: { ...(await exportJWK(publicKey)), kid, alg, use: "sig" },
@@ -34,7 +37,7 @@ export async function startAuxServer(port = 0): Promise<AuxServer> {
 		if (path === "/.well-known/jwks.json") return json(res, 200, jwks);
 		if (path === "/python/health") return json(res, 200, '{"status":"healthy"}');
 		if (path === "/python-down/health") return json(res, 503, '{"status":"unhealthy"}');
-		if (path === "/hang") {
+		if (path.startsWith("/hang")) {
 			hanging.add(res);
 			res.on("close", () => hanging.delete(res));
 			return;

@@ -38,10 +38,12 @@ async function probe(
 	try {
 		await withTimeout(run(), timeoutMs, what);
 		return { status: "healthy", latency_ms: Math.round(performance.now() - started) };
-	} catch (err) {
+	} catch {
 		// Only the error class reaches the wire: messages can carry connection details.
-		const error = err instanceof Error && err.name === "TimeoutError" ? "timeout" : "unreachable";
-		return { status: "unhealthy", latency_ms: Math.round(performance.now() - started), error };
+		const elapsed = performance.now() - started;
+		// workerd surfaces an aborted fetch under different error names; the clock is unambiguous.
+		const error = elapsed >= timeoutMs ? "timeout" : "unreachable";
+		return { status: "unhealthy", latency_ms: Math.round(elapsed), error };
 	}
 }
 
