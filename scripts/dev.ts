@@ -162,7 +162,7 @@ async function main(): Promise<void> {
 			envFile,
 			"--show-interactive-dev-session=false",
 		],
-		{ cwd: ROOT, stdio: "inherit", env: { ...process.env, WRANGLER_SEND_METRICS: "false" } },
+		{ cwd: ROOT, stdio: "inherit", env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" } },
 	);
 	for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
 		process.on(signal, () => void shutdown(0, child));
