@@ -6,6 +6,7 @@ import { requestContext } from "./middleware/request-context";
 import { admin } from "./ops/admin";
 import { health } from "./ops/health";
 import { me } from "./ops/me";
+import { repos } from "./repos/repos.routes";
 
 export function createApp() {
 	const app = new Hono<AppEnv>();
@@ -13,6 +14,7 @@ export function createApp() {
 	app.route("/health", health);
 	app.route("/api/v1/me", me);
 	app.route("/api/v1/admin", admin);
+	app.route("/api/v1/fast/repositories", repos);
 	app.notFound(notFound);
 	app.onError(onError);
 	return app;

@@ -3,6 +3,7 @@
 
 import { createDb, type Db } from "./db/client";
 import { type Config, getConfig } from "./env";
+import { LayeredCache } from "./lib/cache";
 import { createRedis, RedisKeys, type RedisLike } from "./lib/redis";
 
 /** The part of the execution context the app uses. */
@@ -18,6 +19,8 @@ export interface Deps {
 	/** null when no Redis is configured (local runs without Redis). */
 	readonly redis: RedisLike | null;
 	keys: RedisKeys;
+	/** Memory → edge (Cache API) → Redis → origin read-through cache. */
+	readonly cache: LayeredCache;
 	now: () => number;
 }
 
@@ -27,6 +30,8 @@ export function createDeps(env: Env, ctx: BackgroundContext): Deps {
 	const config = getConfig(env);
 	let db: Db | undefined;
 	let redis: RedisLike | null | undefined;
+	let cache: LayeredCache | undefined;
+	const now = () => Date.now();
 	return {
 		config,
 		env,
@@ -41,7 +46,17 @@ export function createDeps(env: Env, ctx: BackgroundContext): Deps {
 			}
 			return redis;
 		},
+		get cache() {
+			cache ??= new LayeredCache({
+				edge: caches.default,
+				redis: this.redis,
+				prefix: config.REDIS_KEY_PREFIX,
+				ctx,
+				now,
+			});
+			return cache;
+		},
 		keys: new RedisKeys(config.REDIS_KEY_PREFIX),
-		now: () => Date.now(),
+		now,
 	};
 }

@@ -1,0 +1,66 @@
+// GET /api/v1/fast/repositories/{repo_id}/summary and …/by-name/{owner}/{name}/summary.
+// Authenticated (checked before any cached byte is served), read through the layered cache.
+// By-name requests resolve owner/name → id through a long-lived cached mapping and then share
+// the by-id summary entry, so one invalidation by id covers both forms.
+import { type Context, Hono } from "hono";
+import type { AppEnv } from "../env";
+import { ApiError } from "../errors";
+import type { CachePolicy } from "../lib/cache";
+import { cachedJson, readOptionsOf } from "../lib/http-cache";
+import { parseInput } from "../lib/validate";
+import { requireAuth } from "../middleware/auth";
+import { findRepositoryId, getRepositorySummary } from "./repos.queries";
+import { RepoIdParams, RepoNameParams } from "./repos.schemas";
+
+/** Summary: 5 min fresh (the seed's TTL), 1 min stale-while-revalidate, 1 h stale-if-error. */
+export const SUMMARY_POLICY: CachePolicy = {
+	name: "summary",
+	freshMs: 5 * 60_000,
+	swrMs: 60_000,
+	errorMs: 60 * 60_000,
+	negativeMs: 30_000,
+};
+
+/** owner/name → id: changes only on rename or transfer. */
+export const REPO_REF_POLICY: CachePolicy = {
+	name: "repo-ref",
+	freshMs: 60 * 60_000,
+	swrMs: 10 * 60_000,
+	errorMs: 24 * 60 * 60_000,
+	negativeMs: 30_000,
+};
+
+const notFound = () => new ApiError("not_found", "repository not found");
+
+async function summaryResponse(c: Context<AppEnv>, id: string): Promise<Response> {
+	const { db, cache } = c.var.deps;
+	const result = await cache.read(
+		SUMMARY_POLICY,
+		id,
+		async () => {
+			const summary = await getRepositorySummary(db, id);
+			return summary ? JSON.stringify(summary) : null;
+		},
+		readOptionsOf(c.req.header("cache-control")),
+	);
+	return cachedJson(c, SUMMARY_POLICY, result, "private", notFound);
+}
+
+export const repos = new Hono<AppEnv>()
+	.use(requireAuth())
+	.get("/:repo_id/summary", (c) => {
+		const { repo_id } = parseInput(RepoIdParams, c.req.param(), "path");
+		return summaryResponse(c, repo_id.toLowerCase());
+	})
+	.get("/by-name/:owner/:name/summary", async (c) => {
+		const { owner, name } = parseInput(RepoNameParams, c.req.param(), "path");
+		const { db, cache } = c.var.deps;
+		const ref = await cache.read(REPO_REF_POLICY, `${owner}/${name}`.toLowerCase(), async () =>
+			findRepositoryId(db, owner, name),
+		);
+		if (ref.body === null) {
+			c.header("X-Cache", ref.status);
+			throw notFound();
+		}
+		return summaryResponse(c, ref.body);
+	});
