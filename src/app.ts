@@ -10,6 +10,9 @@ import { repos } from "./repos/repos.routes";
 
 export function createApp() {
 	const app = new Hono<AppEnv>();
+	// Liveness for load balancers, and the "bare route" baseline of the hit-path benchmark:
+	// registered before any middleware, so nothing but Hono's router runs for it.
+	app.get("/ping", (c) => c.text("pong"));
 	app.use(requestContext);
 	app.route("/health", health);
 	app.route("/api/v1/me", me);

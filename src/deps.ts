@@ -53,6 +53,7 @@ export function createDeps(env: Env, ctx: BackgroundContext): Deps {
 				prefix: config.REDIS_KEY_PREFIX,
 				ctx,
 				now,
+				memoryTtlMs: config.CACHE_MEMORY_TTL_MS,
 			});
 			return cache;
 		},

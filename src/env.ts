@@ -43,6 +43,7 @@ const ConfigSchema = z.object({
 				.filter(Boolean),
 		),
 	HEALTH_TIMEOUT_MS: z.coerce.number().int().min(50).max(10_000).default(1500),
+	CACHE_MEMORY_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(2000),
 	GLOBAL_HUB_SHARDS: z.coerce.number().int().min(1).max(64).default(4),
 });
 

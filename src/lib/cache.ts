@@ -64,15 +64,17 @@ export interface CacheDeps {
 	ctx: BackgroundContext;
 	now: () => number;
 	originTimeoutMs?: number;
+	/** Lifetime of isolate-memory copies; 0 disables the memory tier. */
+	memoryTtlMs?: number;
 }
 
 const EDGE_ORIGIN = "https://gitinsight-cache.internal/";
-const MEMORY_TTL_MS = 2_000;
+const DEFAULT_MEMORY_TTL_MS = 2_000;
 const MEMORY_MAX_ENTRIES = 2_000;
 const DEFAULT_ORIGIN_TIMEOUT_MS = 5_000;
 
 // Isolate-scoped state. Safe to share across requests: the memory tier holds immutable strings
-// for at most MEMORY_TTL_MS (bounding how stale another isolate's copy can be after an
+// for at most memoryTtlMs (bounding how stale another isolate's copy can be after an
 // invalidation), and the in-flight map only shares promises, whose loads run under the
 // waitUntil of the request that started them, so they finish even if that client goes away.
 const memory = new Map<string, { entry: CacheEntry; until: number }>();
@@ -88,7 +90,8 @@ function fromMemory(key: string, now: number): CacheEntry | undefined {
 	return hit.entry;
 }
 
-function toMemory(key: string, entry: CacheEntry, now: number): void {
+function toMemory(key: string, entry: CacheEntry, now: number, ttlMs: number): void {
+	if (ttlMs <= 0) return;
 	if (memory.size >= MEMORY_MAX_ENTRIES) {
 		// Map iteration is insertion order: drop the oldest tenth.
 		let n = MEMORY_MAX_ENTRIES / 10;
@@ -97,7 +100,7 @@ function toMemory(key: string, entry: CacheEntry, now: number): void {
 			if (--n <= 0) break;
 		}
 	}
-	memory.set(key, { entry, until: now + MEMORY_TTL_MS });
+	memory.set(key, { entry, until: now + ttlMs });
 }
 
 /** Test hook: forget this isolate's memory tier. */
@@ -204,7 +207,7 @@ export class LayeredCache {
 
 	/** Writes `entry` to the tiers above `from` (all of them for an origin load). */
 	private backfill(policy: CachePolicy, fullKey: string, entry: CacheEntry, from: CacheTier): void {
-		toMemory(fullKey, entry, this.deps.now());
+		toMemory(fullKey, entry, this.deps.now(), this.deps.memoryTtlMs ?? DEFAULT_MEMORY_TTL_MS);
 		const writes: Promise<void>[] = [];
 		if (from === "redis" || from === "origin") writes.push(this.writeEdge(policy, fullKey, entry));
 		if (from === "origin") writes.push(this.writeRedis(policy, fullKey, entry));

@@ -35,7 +35,23 @@ function jwksFor(url: string) {
 	return set;
 }
 
-const encoder = new TextEncoder();
+// Isolate-scoped HMAC keys keyed by the configured secret: importing the key costs about as
+// much as verifying a signature, so it is done once per isolate instead of once per request.
+const hmacKeys = new Map<string, Promise<CryptoKey>>();
+function hmacKeyFor(secret: string): Promise<CryptoKey> {
+	let key = hmacKeys.get(secret);
+	if (!key) {
+		key = crypto.subtle.importKey(
+			"raw",
+			new TextEncoder().encode(secret),
+			{ name: "HMAC", hash: "SHA-256" },
+			false,
+			["verify"],
+		);
+		hmacKeys.set(secret, key);
+	}
+	return key;
+}
 
 function unauthorized(description: string): ApiError {
 	return new ApiError("unauthorized", description, {
@@ -88,7 +104,7 @@ export async function verifyToken(token: string, config: Config): Promise<Princi
 	let via: Principal["via"];
 	try {
 		if (alg === "HS256" && config.JWT_SECRET) {
-			({ payload } = await jwtVerify(token, encoder.encode(config.JWT_SECRET), {
+			({ payload } = await jwtVerify(token, await hmacKeyFor(config.JWT_SECRET), {
 				...common,
 				algorithms: ["HS256"],
 			}));
