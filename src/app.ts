@@ -4,6 +4,7 @@ import type { AppEnv } from "./env";
 import { notFound, onError } from "./errors";
 import { requestContext } from "./middleware/request-context";
 import { admin } from "./ops/admin";
+import { docs } from "./ops/docs";
 import { health } from "./ops/health";
 import { me } from "./ops/me";
 import { repos } from "./repos/repos.routes";
@@ -15,6 +16,7 @@ export function createApp() {
 	app.get("/ping", (c) => c.text("pong"));
 	app.use(requestContext);
 	app.route("/health", health);
+	app.route("/", docs);
 	app.route("/api/v1/me", me);
 	app.route("/api/v1/admin", admin);
 	app.route("/api/v1/fast/repositories", repos);

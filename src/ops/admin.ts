@@ -1,7 +1,9 @@
 // Admin-only operational endpoints. GET /api/v1/admin/config: the effective non-secret
 // configuration of this deployment (what operators ask first when behaviour surprises them).
 import { Hono } from "hono";
+import { z } from "zod";
 import type { AppEnv } from "../env";
+import type { ApiOperation } from "../lib/openapi";
 import { requireRole } from "../middleware/auth";
 
 export const admin = new Hono<AppEnv>().get("/config", requireRole("admin"), (c) => {
@@ -23,3 +25,23 @@ export const admin = new Hono<AppEnv>().get("/config", requireRole("admin"), (c)
 		health_timeout_ms: config.HEALTH_TIMEOUT_MS,
 	});
 });
+
+export const adminOperations: ApiOperation[] = [
+	{
+		method: "get",
+		path: "/api/v1/admin/config",
+		summary: "Effective non-secret configuration of this deployment",
+		tag: "operations",
+		roles: ["admin"],
+		response: z.object({
+			version: z.string(),
+			environment: z.string(),
+			auth: z.object({ issuer: z.string(), audience: z.string(), hs256: z.boolean(), jwks: z.boolean() }),
+			redis: z.object({ configured: z.boolean(), key_prefix: z.string() }),
+			python_api: z.object({ configured: z.boolean() }),
+			cors_origins: z.array(z.string()),
+			global_hub_shards: z.number().int(),
+			health_timeout_ms: z.number().int(),
+		}),
+	},
+];

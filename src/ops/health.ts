@@ -3,8 +3,10 @@
 // unhealthy (Postgres unreachable) → 503. Every probe is capped at HEALTH_TIMEOUT_MS.
 import { sql } from "drizzle-orm";
 import { Hono } from "hono";
+import { z } from "zod";
 import type { Deps } from "../deps";
 import type { AppEnv } from "../env";
+import type { ApiOperation } from "../lib/openapi";
 import { withTimeout } from "../lib/timeout";
 
 export type DependencyStatus = "healthy" | "unhealthy" | "not_configured";
@@ -99,3 +101,34 @@ export const health = new Hono<AppEnv>().get("/", async (c) => {
 		status === "unhealthy" ? 503 : 200,
 	);
 });
+
+const DependencyStatusSchema = z.enum(["healthy", "unhealthy", "not_configured"]);
+const CheckSchema = z.object({
+	status: DependencyStatusSchema,
+	latency_ms: z.number().optional(),
+	error: z.enum(["timeout", "unreachable"]).optional(),
+});
+export const HealthResponse = z.object({
+	status: z.enum(["healthy", "degraded", "unhealthy"]),
+	timestamp: z.string(),
+	version: z.string(),
+	uptime: z.string().describe("Go-style duration since this isolate's first request, e.g. 72h15m30s"),
+	dependencies: z.object({
+		database: DependencyStatusSchema,
+		redis: DependencyStatusSchema,
+		python_api: DependencyStatusSchema,
+	}),
+	checks: z.object({ database: CheckSchema, redis: CheckSchema, python_api: CheckSchema }),
+});
+
+export const healthOperations: ApiOperation[] = [
+	{
+		method: "get",
+		path: "/health",
+		summary: "Service health and bounded dependency probes",
+		description:
+			"healthy and degraded answer 200, unhealthy (Postgres unreachable) answers 503 with the same body.",
+		tag: "operations",
+		response: HealthResponse,
+	},
+];

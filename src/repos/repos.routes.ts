@@ -7,10 +7,11 @@ import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import type { CachePolicy } from "../lib/cache";
 import { cachedJson, readOptionsOf } from "../lib/http-cache";
+import type { ApiOperation } from "../lib/openapi";
 import { parseInput } from "../lib/validate";
 import { requireAuth } from "../middleware/auth";
 import { findRepositoryId, getRepositorySummary } from "./repos.queries";
-import { RepoIdParams, RepoNameParams } from "./repos.schemas";
+import { RepoIdParams, RepoNameParams, RepositorySummary } from "./repos.schemas";
 
 /** Summary: 5 min fresh (the seed's TTL), 1 min stale-while-revalidate, 1 h stale-if-error. */
 export const SUMMARY_POLICY: CachePolicy = {
@@ -64,3 +65,28 @@ export const repos = new Hono<AppEnv>()
 		}
 		return summaryResponse(c, ref.body);
 	});
+
+export const reposOperations: ApiOperation[] = [
+	{
+		method: "get",
+		path: "/api/v1/fast/repositories/{repo_id}/summary",
+		summary: "Repository summary by id",
+		description:
+			"Served from the layered cache (5 min fresh, 1 min stale-while-revalidate, 1 h stale-if-error). Honours Cache-Control: no-cache / max-age=N and If-None-Match.",
+		tag: "repositories",
+		roles: ["user", "admin", "service"],
+		pathParams: RepoIdParams,
+		response: RepositorySummary,
+		cached: true,
+	},
+	{
+		method: "get",
+		path: "/api/v1/fast/repositories/by-name/{owner}/{name}/summary",
+		summary: "Repository summary by owner/name (case-insensitive)",
+		tag: "repositories",
+		roles: ["user", "admin", "service"],
+		pathParams: RepoNameParams,
+		response: RepositorySummary,
+		cached: true,
+	},
+];
