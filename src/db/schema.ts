@@ -9,6 +9,7 @@ import {
 	doublePrecision,
 	index,
 	integer,
+	jsonb,
 	pgEnum,
 	pgTable,
 	primaryKey,
@@ -107,3 +108,20 @@ export const repositoryDailyStats = pgTable(
 export type Repository = typeof repositories.$inferSelect;
 export type Insight = typeof insights.$inferSelect;
 export type RepositoryDailyStat = typeof repositoryDailyStats.$inferSelect;
+
+// Precomputed leaderboards, rewritten by the cron (src/leaderboard/leaderboard.queries.ts): one row
+// per category, timeframe and language ('' = all languages) with the top entries, ranked, as the
+// API shows them. Requests read one row by primary key instead of ranking per request.
+export const leaderboardSnapshots = pgTable(
+	"leaderboard_snapshots",
+	{
+		category: text("category").notNull(),
+		timeframe: text("timeframe").notNull(),
+		language: text("language").notNull().default(""),
+		generatedAt: timestamp("generated_at", { withTimezone: true, mode: "string" }).notNull(),
+		entries: jsonb("entries").notNull(),
+	},
+	(t) => [primaryKey({ columns: [t.category, t.timeframe, t.language] })],
+);
+
+export type LeaderboardSnapshot = typeof leaderboardSnapshots.$inferSelect;

@@ -92,7 +92,8 @@ export function buildOpenApi(ops: ApiOperation[], info: { version: string }) {
 				content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
 			};
 		}
-		const item = (paths[op.path] ??= {});
+		const item = paths[op.path] ?? {};
+		paths[op.path] = item;
 		item[op.method] = {
 			summary: op.summary,
 			...(op.description ? { description: op.description } : {}),
