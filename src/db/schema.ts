@@ -67,6 +67,10 @@ export const repositories = pgTable(
 		index("repositories_quality_idx").on(t.qualityScore.desc()),
 		index("repositories_trending_idx").on(t.trendingScore.desc()),
 		index("repositories_updated_idx").on(t.updatedAt.desc()),
+		// Search (src/search): the forks sort, and relevance's window over the popular matches (the
+		// literal 100 is repeated in search.queries.ts so the planner can prove the predicate).
+		index("repositories_forks_idx").on(t.forks.desc(), t.id),
+		index("repositories_search_popular_idx").using("gin", t.search).where(sql`${t.stars} >= 100`),
 	],
 );
 

@@ -20,12 +20,16 @@ const LANGUAGE_RE = /^[A-Za-z0-9][A-Za-z0-9 +#'._/*()-]{0,49}$/;
 
 function oneOf<const T extends readonly [string, ...string[]]>(name: string, values: T, fallback: T[number]) {
 	const error = `${name} must be one of: ${values.join(", ")}`;
-	return z
-		.string({ error })
-		.trim()
-		.toLowerCase()
-		.pipe(z.enum(values, { error }))
-		.default(fallback);
+	return (
+		z
+			.string({ error })
+			.trim()
+			.toLowerCase()
+			.pipe(z.enum(values, { error }))
+			.default(fallback)
+			// The JSON Schema of the input side (a string) would not show the allowed values.
+			.meta({ enum: [...values] })
+	);
 }
 
 const LIMIT_ERROR = `limit must be an integer from 1 to ${MAX_LIMIT}`;
@@ -33,22 +37,28 @@ const LANGUAGE_ERROR =
 	"language must be a language name of at most 50 letters, digits, spaces and + # ' . _ / * ( ) - (e.g. Python, C++)";
 
 export const LeaderboardQuery = z.object({
-	category: oneOf("category", CATEGORIES, "trending"),
-	timeframe: oneOf("timeframe", TIMEFRAMES, "week"),
+	category: oneOf("category", CATEGORIES, "trending").describe(
+		"trending: stars gained in the timeframe; popular: stars; quality: quality score",
+	),
+	timeframe: oneOf("timeframe", TIMEFRAMES, "week").describe(
+		"UTC days ending today: day = today, week = 7, month = 30, year = 365",
+	),
 	// "" (e.g. an "all languages" form option) means no filter.
 	language: z
 		.string({ error: LANGUAGE_ERROR })
 		.trim()
 		.refine((v) => v === "" || LANGUAGE_RE.test(v), LANGUAGE_ERROR)
 		.transform((v) => v || undefined)
-		.optional(),
+		.optional()
+		.describe("a language, case-insensitive (python = Python); empty or absent = all languages"),
 	limit: z
 		.string({ error: LIMIT_ERROR })
 		.trim()
 		.regex(/^\d{1,3}$/, LIMIT_ERROR)
 		.transform(Number)
 		.pipe(z.number().int().min(1, LIMIT_ERROR).max(MAX_LIMIT, LIMIT_ERROR))
-		.default(DEFAULT_LIMIT),
+		.default(DEFAULT_LIMIT)
+		.describe(`entries, 1-${MAX_LIMIT} (default ${DEFAULT_LIMIT})`),
 });
 export type LeaderboardQuery = z.output<typeof LeaderboardQuery>;
 

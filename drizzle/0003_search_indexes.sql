@@ -1,0 +1,2 @@
+CREATE INDEX "repositories_forks_idx" ON "repositories" USING btree ("forks" DESC NULLS LAST,"id");--> statement-breakpoint
+CREATE INDEX "repositories_search_popular_idx" ON "repositories" USING gin ("search") WHERE "repositories"."stars" >= 100;
