@@ -1,6 +1,5 @@
-// RepoHub: the per-repository WebSocket hub (one Durable Object per repository id). Declared
-// with its binding and SQLite migration now so the deployment shape is fixed; the hibernating
-// WebSocket fan-out, replay log and RPC publish arrive with the real-time work.
-import { DurableObject } from "cloudflare:workers";
+// RepoHub: the per-repository WebSocket hub, one Durable Object per repository id
+// (idFromName(<lower-case repository id>)). Everything is in the shared Hub; see hub.ts.
+import { Hub } from "./hub";
 
-export class RepoHub extends DurableObject<Env> {}
+export class RepoHub extends Hub {}

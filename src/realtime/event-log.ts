@@ -1,0 +1,180 @@
+// A hub's durable state in its SQLite storage: the seq counter, a bounded replay log, the
+// bounded set of event ids already published (idempotency), and single-use stream tickets.
+// Every method is synchronous (ctx.storage.sql), so a hub handler that calls it without
+// awaiting anything runs atomically: no publish can interleave with a connect's replay.
+//
+// Tables (see README "Durable Objects"):
+//   hub_meta(key PK, value)                 'head' = the latest seq issued
+//   hub_events(seq PK, id, type, at, frame) the replay log; frame = the JSON sent live
+//   hub_event_ids(id PK, seq, at)           ids seen (dedupe), kept longer than the log
+//   hub_tickets(jti PK, exp)                tickets already used, until they expire
+import type { HubEvent, PublishResult } from "./protocol";
+import { type CatchUp, type LogWindow, planCatchUp } from "./replay";
+
+export interface LogBounds {
+	/** Always kept: the last N events, whatever their age. */
+	minEvents: number;
+	/** Beyond minEvents, events older than this are pruned… */
+	maxAgeMs: number;
+	/** …and never more than this many are kept. */
+	maxEvents: number;
+	/** Ids are remembered for dedupe at least this long (bounded by dedupeMaxIds). */
+	dedupeMaxAgeMs: number;
+	dedupeMaxIds: number;
+	/** A catch-up larger than this is answered with a reset instead. */
+	replayMaxBytes: number;
+}
+
+const DAY_MS = 24 * 60 * 60_000;
+export const DEFAULT_BOUNDS: LogBounds = {
+	minEvents: 1_000,
+	maxAgeMs: DAY_MS,
+	maxEvents: 10_000,
+	dedupeMaxAgeMs: DAY_MS,
+	dedupeMaxIds: 50_000,
+	replayMaxBytes: 8 * 1024 * 1024,
+};
+
+/** A newly logged event, ready to broadcast. */
+export interface Logged {
+	seq: number;
+	type: string;
+	frame: string;
+}
+
+export interface LoggedRow extends Logged {
+	[key: string]: string | number;
+}
+
+const PRUNE_EVERY_MS = 60_000;
+
+export class EventLog {
+	#head: number;
+	#prunedAt = 0;
+
+	constructor(
+		private readonly storage: DurableObjectStorage,
+		private readonly bounds: LogBounds = DEFAULT_BOUNDS,
+	) {
+		const sql = storage.sql;
+		sql.exec(`CREATE TABLE IF NOT EXISTS hub_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)`);
+		sql.exec(`CREATE TABLE IF NOT EXISTS hub_events (
+			seq INTEGER PRIMARY KEY, id TEXT NOT NULL, type TEXT NOT NULL, at INTEGER NOT NULL, frame TEXT NOT NULL)`);
+		sql.exec(`CREATE TABLE IF NOT EXISTS hub_event_ids (
+			id TEXT PRIMARY KEY, seq INTEGER NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID`);
+		sql.exec(`CREATE INDEX IF NOT EXISTS hub_event_ids_seq ON hub_event_ids (seq)`);
+		sql.exec(
+			`CREATE TABLE IF NOT EXISTS hub_tickets (jti TEXT PRIMARY KEY, exp INTEGER NOT NULL) WITHOUT ROWID`,
+		);
+		const row = sql.exec<{ value: number }>(`SELECT value FROM hub_meta WHERE key = 'head'`).toArray()[0];
+		this.#head = row?.value ?? 0;
+	}
+
+	get head(): number {
+		return this.#head;
+	}
+
+	window(): LogWindow {
+		const row = this.storage.sql
+			.exec<{ oldest: number | null }>(`SELECT min(seq) AS oldest FROM hub_events`)
+			.one();
+		return { head: this.#head, oldest: row.oldest ?? this.#head + 1 };
+	}
+
+	/** Logs the events not seen before (in order, one seq each); seen ids return their first seq. */
+	append(events: HubEvent[], now: number): { results: PublishResult[]; fresh: Logged[] } {
+		return this.storage.transactionSync(() => {
+			const sql = this.storage.sql;
+			const results: PublishResult[] = [];
+			const fresh: Logged[] = [];
+			for (const event of events) {
+				const seen = sql
+					.exec<{ seq: number }>(`SELECT seq FROM hub_event_ids WHERE id = ?`, event.id)
+					.toArray()[0];
+				if (seen) {
+					results.push({ id: event.id, seq: seen.seq, duplicate: true });
+					continue;
+				}
+				const seq = this.#head + 1;
+				const frame = JSON.stringify({
+					type: event.type,
+					id: event.id,
+					seq,
+					repository_id: event.repository_id,
+					timestamp: event.timestamp,
+					data: event.data,
+				});
+				sql.exec(
+					`INSERT INTO hub_events (seq, id, type, at, frame) VALUES (?, ?, ?, ?, ?)`,
+					seq,
+					event.id,
+					event.type,
+					now,
+					frame,
+				);
+				sql.exec(`INSERT INTO hub_event_ids (id, seq, at) VALUES (?, ?, ?)`, event.id, seq, now);
+				this.#head = seq;
+				results.push({ id: event.id, seq, duplicate: false });
+				fresh.push({ seq, type: event.type, frame });
+			}
+			if (fresh.length > 0) {
+				sql.exec(
+					`INSERT INTO hub_meta (key, value) VALUES ('head', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+					this.#head,
+				);
+				this.#prune(now);
+			}
+			return { results, fresh };
+		});
+	}
+
+	/** What a client that last saw `since` gets: nothing, the events after it, or a reset. */
+	catchUp(since: number): CatchUp {
+		const plan = planCatchUp(since, this.window());
+		if (plan.kind !== "replay") return plan;
+		const { bytes } = this.storage.sql
+			.exec<{ bytes: number | null }>(
+				`SELECT sum(length(frame)) AS bytes FROM hub_events WHERE seq > ?`,
+				since,
+			)
+			.one();
+		return (bytes ?? 0) > this.bounds.replayMaxBytes ? { kind: "reset", reason: "too_much_to_replay" } : plan;
+	}
+
+	/** The logged events after `seq`, oldest first (a lazy cursor). */
+	after(seq: number): Iterable<LoggedRow> {
+		return this.storage.sql.exec<LoggedRow>(
+			`SELECT seq, type, frame FROM hub_events WHERE seq > ? ORDER BY seq`,
+			seq,
+		);
+	}
+
+	/** Marks a ticket used; false when it already was. Expired entries are dropped on the way. */
+	claimTicket(jti: string, expMs: number, now: number): boolean {
+		const sql = this.storage.sql;
+		sql.exec(`DELETE FROM hub_tickets WHERE exp < ?`, now);
+		return (
+			sql.exec(`INSERT INTO hub_tickets (jti, exp) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING`, jti, expMs)
+				.rowsWritten > 0
+		);
+	}
+
+	// The count bound is a cheap PK range delete on every append; the age bound scans up to
+	// maxEvents rows, so it runs at most once per PRUNE_EVERY_MS (the log may then hold events a
+	// minute past maxAgeMs: it is a lower bound on what is kept, not an upper one).
+	#prune(now: number): void {
+		const sql = this.storage.sql;
+		const b = this.bounds;
+		const head = this.#head;
+		sql.exec(`DELETE FROM hub_events WHERE seq <= ?`, head - b.maxEvents);
+		sql.exec(`DELETE FROM hub_event_ids WHERE seq <= ?`, head - b.dedupeMaxIds);
+		if (now - this.#prunedAt < PRUNE_EVERY_MS) return;
+		this.#prunedAt = now;
+		sql.exec(`DELETE FROM hub_events WHERE seq <= ? AND at < ?`, head - b.minEvents, now - b.maxAgeMs);
+		sql.exec(
+			`DELETE FROM hub_event_ids WHERE seq <= ? AND at < ?`,
+			head - b.minEvents,
+			now - b.dedupeMaxAgeMs,
+		);
+	}
+}

@@ -1,0 +1,85 @@
+// POST /api/v1/events and /api/v1/events/batch: backend services (the analysis pipeline)
+// publishing events. Service role only: admins and users do not produce pipeline events, and
+// an operator who must inject one can mint a service token (`npm run token -- --role service`).
+// An event about a repository first invalidates that repository's cached summary (Redis and
+// this colo's edge cache), then reaches the hubs: a client reacting to the event reads fresh
+// data. Answers 202 with each event's id and seqs; a retried id is not delivered twice.
+import { type Context, Hono } from "hono";
+import { z } from "zod";
+import type { AppEnv } from "../env";
+import { ApiError } from "../errors";
+import type { ApiOperation } from "../lib/openapi";
+import { requireRole } from "../middleware/auth";
+import { SUMMARY_POLICY } from "../repos/repos.routes";
+import { readJsonBody } from "./json-body";
+import { EventBatchInput, EventInput, type HubEvent, LIMITS } from "./protocol";
+import { type Delivery, deliver, toHubEvent } from "./publish";
+
+async function publish(c: Context<AppEnv>, events: HubEvent[]): Promise<Delivery[]> {
+	const { cache, config, env } = c.var.deps;
+	const repos = new Set(events.flatMap((e) => (e.repository_id ? [e.repository_id] : [])));
+	await Promise.all([...repos].map((id) => cache.invalidate(SUMMARY_POLICY, id)));
+	return deliver(env, config, events);
+}
+
+export const events = new Hono<AppEnv>()
+	.use(requireRole("service"))
+	.post("/", async (c) => {
+		const input = await readJsonBody(c, EventInput, LIMITS.eventBytes);
+		const [delivery] = await publish(c, [toHubEvent(input, new Date())]);
+		return c.json(delivery, 202);
+	})
+	.post("/batch", async (c) => {
+		const input = await readJsonBody(c, EventBatchInput, LIMITS.batchBytes);
+		const now = new Date();
+		const hubEvents = input.events.map((e) => toHubEvent(e, now));
+		const tooBig = hubEvents.findIndex((e) => JSON.stringify(e).length > LIMITS.eventBytes);
+		if (tooBig >= 0) {
+			throw new ApiError("payload_too_large", `events[${tooBig}] is over ${LIMITS.eventBytes} bytes`);
+		}
+		const results = await publish(c, hubEvents);
+		return c.json(
+			{
+				accepted: results.filter((r) => r.status === "accepted").length,
+				duplicates: results.filter((r) => r.status === "duplicate").length,
+				results,
+			},
+			202,
+		);
+	});
+
+const DeliverySchema = z.object({
+	id: z.string(),
+	status: z.enum(["accepted", "duplicate"]),
+	seq: z.object({
+		repository: z.number().int().nullable().describe("seq in the repository's hub (null: no repository)"),
+		global: z.array(z.number().int()).describe("seq in each global shard, by shard index"),
+	}),
+});
+
+export const eventsOperations: ApiOperation[] = [
+	{
+		method: "post",
+		path: "/api/v1/events",
+		summary: "Publish one event (backend services; body ≤ 64 KB)",
+		description:
+			"Body {id?, type, repository_id?, timestamp?, data}. type: analysis_started, analysis_completed, analysis_failed, insight_added, repository_updated (these need repository_id), or a custom x-<name>. Idempotent on id. 202.",
+		tag: "events",
+		roles: ["service"],
+		response: DeliverySchema,
+		errors: [413, 415],
+	},
+	{
+		method: "post",
+		path: "/api/v1/events/batch",
+		summary: "Publish up to 100 events in one request (body ≤ 1 MB, each event ≤ 64 KB)",
+		tag: "events",
+		roles: ["service"],
+		response: z.object({
+			accepted: z.number().int(),
+			duplicates: z.number().int(),
+			results: z.array(DeliverySchema),
+		}),
+		errors: [413, 415],
+	},
+];

@@ -1,0 +1,253 @@
+// The hub both Durable Objects share: hibernating WebSockets (ctx.acceptWebSocket, tags, an
+// attachment per socket, ping/pong by auto-response), fan-out of published events, the replay
+// log, and crash-proof socket handlers. RepoHub and GlobalHub only name their kind.
+//   fetch()        the WebSocket upgrade only (the Worker has authenticated and authorised it)
+//   publish()      RPC: log + broadcast events, idempotent on event id; returns their seqs
+//   claimTicket()  RPC: marks a single-use stream ticket as used
+// Hibernation drops this object's memory but not its sockets: per-socket state comes back
+// from attachments the first time a socket is touched after a wake-up (see #conn).
+import { DurableObject } from "cloudflare:workers";
+import { assertNever } from "../errors";
+import { attachmentFor, type Conn, connOf, isAttachment, welcomeFor } from "./connection";
+import { EventLog, type Logged } from "./event-log";
+import { candidateTags, matches, subscribe, tagsFor, unsubscribe } from "./filter";
+import {
+	CLOSE,
+	CONNECT_HEADER,
+	ConnectInfo,
+	type ControlMessage,
+	HEARTBEAT,
+	type HubEvent,
+	LIMITS,
+	type PublishResult,
+	type ResetReason,
+} from "./protocol";
+import { asReplayFrame } from "./replay";
+import { exceeds, parseCommand, reciprocalCode } from "./wire";
+
+export abstract class Hub extends DurableObject<Env> {
+	readonly #log: EventLog;
+	// Keyed by the socket objects getWebSockets() returns; a WeakMap so sockets the runtime has
+	// dropped without a close event (workerd#1187) cannot leak here.
+	readonly #conns = new WeakMap<WebSocket, Conn>();
+	#sockets: number | undefined;
+
+	constructor(ctx: DurableObjectState, env: Env) {
+		super(ctx, env);
+		this.#log = new EventLog(ctx.storage);
+		// Answered by the runtime without waking the object, so heartbeats never cost a wake-up.
+		ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT.send, HEARTBEAT.expect));
+	}
+
+	override fetch(request: Request): Response {
+		if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+			return new Response("expected a WebSocket upgrade", { status: 426 });
+		}
+		const info = ConnectInfo.safeParse(parseJson(request.headers.get(CONNECT_HEADER)));
+		if (!info.success) return new Response("bad connect info", { status: 400 });
+		if (this.#full()) return new Response("hub is full", { status: 503, headers: { "Retry-After": "5" } });
+		const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+		const att = attachmentFor(info.data, this.#log.head, Date.now());
+		this.ctx.acceptWebSocket(server, tagsFor(att.scope));
+		server.serializeAttachment(att);
+		this.#sockets = (this.#sockets ?? 0) + 1;
+		const conn = connOf(att, Date.now());
+		this.#conns.set(server, conn);
+		this.#send(server, welcomeFor(info.data, att));
+		const { since, protocol } = info.data;
+		if (info.data.reset) this.#reset(server, info.data.reset);
+		else if (since !== null) this.#catchUp(server, conn, since);
+		return new Response(null, {
+			status: 101,
+			webSocket: client,
+			headers: protocol ? { "Sec-WebSocket-Protocol": protocol } : {},
+		});
+	}
+
+	/** RPC: logs and broadcasts the events not seen before; returns each event's seq. */
+	publish(events: HubEvent[]): PublishResult[] {
+		const { results, fresh } = this.#log.append(events, Date.now());
+		for (const event of fresh) this.#broadcast(event);
+		return results;
+	}
+
+	/** RPC: true the first time a ticket id is presented to this hub, false after. */
+	claimTicket(jti: string, expMs: number): boolean {
+		return this.#log.claimTicket(jti, expMs, Date.now());
+	}
+
+	override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+		try {
+			const conn = this.#conn(ws);
+			if (!conn) return;
+			if (exceeds(message, LIMITS.clientMessageBytes)) {
+				ws.close(CLOSE.tooBig, `messages are limited to ${LIMITS.clientMessageBytes} bytes`);
+				return;
+			}
+			if (!conn.bucket.take(Date.now())) {
+				ws.close(CLOSE.policyViolation, "too many messages");
+				return;
+			}
+			const parsed = parseCommand(message);
+			if (!parsed.ok) {
+				this.#send(ws, { type: "error", id: parsed.id, code: parsed.code, message: parsed.message });
+				return;
+			}
+			const cmd = parsed.command;
+			switch (cmd.type) {
+				case "ping":
+					this.#send(ws, { type: "pong", id: cmd.id, seq: this.#log.head });
+					return;
+				case "subscribe":
+				case "unsubscribe": {
+					const { att } = conn;
+					const change =
+						cmd.type === "subscribe"
+							? subscribe(att.filter, att.scope, cmd.events)
+							: unsubscribe(att.filter, cmd.events);
+					if (!change.ok) {
+						this.#send(ws, { type: "error", id: cmd.id, code: change.code, message: change.message });
+						return;
+					}
+					att.filter = change.filter;
+					this.#save(ws, conn);
+					this.#send(ws, { type: "ack", id: cmd.id, command: cmd.type, filter: att.filter, seq: att.seq });
+					return;
+				}
+				case "resume": {
+					const replayed = this.#catchUp(ws, conn, cmd.since);
+					this.#send(ws, {
+						type: "ack",
+						id: cmd.id,
+						command: "resume",
+						filter: conn.att.filter,
+						seq: conn.att.seq,
+						replayed,
+					});
+					return;
+				}
+				default:
+					assertNever(cmd);
+			}
+		} catch (err) {
+			logError("webSocketMessage", err);
+			this.#send(ws, { type: "error", code: "internal_error", message: "internal error" });
+		}
+	}
+
+	override webSocketClose(ws: WebSocket, code: number, _reason: string, _wasClean: boolean): void {
+		try {
+			this.#forget(ws);
+			// Complete the closing handshake; without it clients wait in CLOSING and report 1006.
+			// A no-op where the runtime already replied (web_socket_auto_reply_to_close).
+			ws.close(reciprocalCode(code), "closing");
+		} catch (err) {
+			logError("webSocketClose", err);
+		}
+	}
+
+	override webSocketError(ws: WebSocket, error: unknown): void {
+		try {
+			this.#forget(ws);
+			logError("webSocketError", error);
+			ws.close(CLOSE.internalError, "socket error");
+		} catch {
+			// The socket is already gone; nothing else to do.
+		}
+	}
+
+	/** The socket's state: from memory, or rebuilt from its attachment after a wake-up. */
+	#conn(ws: WebSocket): Conn | undefined {
+		const known = this.#conns.get(ws);
+		if (known) return known;
+		const att: unknown = ws.deserializeAttachment();
+		if (!isAttachment(att)) return undefined;
+		const conn = connOf(att, Date.now());
+		this.#conns.set(ws, conn);
+		return conn;
+	}
+
+	/**
+	 * Whether the hub is at its socket limit. The count is kept in memory and recounted from
+	 * getWebSockets() (an array of every socket) only when it nears the limit, so a reconnect
+	 * storm does not copy that array once per connect; sockets that vanished without a close
+	 * event (workerd#1187) are dropped from the count by the recount.
+	 */
+	#full(): boolean {
+		if (this.#sockets === undefined || this.#sockets >= LIMITS.socketsPerHub) {
+			this.#sockets = this.ctx.getWebSockets().length;
+		}
+		return this.#sockets >= LIMITS.socketsPerHub;
+	}
+
+	#forget(ws: WebSocket): void {
+		if (this.#conns.delete(ws) && this.#sockets !== undefined) this.#sockets--;
+	}
+
+	#save(ws: WebSocket, conn: Conn): void {
+		conn.att.seq = this.#log.head;
+		ws.serializeAttachment(conn.att);
+	}
+
+	/** Sends what the client missed after `since` (or a reset); returns how many events. */
+	#catchUp(ws: WebSocket, conn: Conn, since: number): number {
+		const plan = this.#log.catchUp(since);
+		let replayed = 0;
+		if (plan.kind === "reset") {
+			this.#reset(ws, plan.reason);
+		} else if (plan.kind === "replay") {
+			for (const row of this.#log.after(plan.after)) {
+				if (!matches(conn.att.filter, conn.att.scope, row.type)) continue;
+				this.#sendRaw(ws, asReplayFrame(row.frame));
+				replayed++;
+			}
+		}
+		this.#save(ws, conn);
+		return replayed;
+	}
+
+	#reset(ws: WebSocket, reason: ResetReason): void {
+		const { head, oldest } = this.#log.window();
+		this.#send(ws, { type: "reset", reason, seq: head, oldest_seq: oldest });
+	}
+
+	#broadcast(event: Logged): void {
+		for (const tag of candidateTags(event.type)) {
+			for (const ws of this.ctx.getWebSockets(tag)) {
+				const conn = this.#conn(ws);
+				if (conn && matches(conn.att.filter, conn.att.scope, event.type)) this.#sendRaw(ws, event.frame);
+			}
+		}
+	}
+
+	#send(ws: WebSocket, message: ControlMessage): void {
+		this.#sendRaw(ws, JSON.stringify(message));
+	}
+
+	#sendRaw(ws: WebSocket, frame: string): void {
+		try {
+			ws.send(frame);
+		} catch {
+			// Closing or closed (getWebSockets() can still list it): it is dropped by the runtime.
+		}
+	}
+}
+
+function parseJson(text: string | null): unknown {
+	try {
+		return text === null ? null : JSON.parse(text);
+	} catch {
+		return null;
+	}
+}
+
+function logError(where: string, err: unknown): void {
+	console.error(
+		JSON.stringify({
+			level: "error",
+			msg: "hub handler failed",
+			where,
+			error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+		}),
+	);
+}

@@ -1,0 +1,143 @@
+// Who may open a stream, decided before the upgrade. Browsers cannot set Authorization on a
+// WebSocket, so a token also arrives as a subprotocol (`bearer.<jwt>` next to `gitinsight.v1`;
+// only `gitinsight.v1` is echoed) or as a short-lived ticket in the query string: an HS256 JWT
+// this service signs (typ gi-stream-ticket+jwt, its own audience so it is never a bearer
+// token and a bearer token is never a ticket), bound to the caller's sub and one stream, valid
+// 60 s and single-use (the target hub records its jti). Long-lived tokens in URLs are refused.
+import type { Context } from "hono";
+import { errors, jwtVerify, SignJWT } from "jose";
+import type { AppEnv, Config } from "../env";
+import { ApiError } from "../errors";
+import { bearerToken, type Principal, ROLES, type Role, verifyToken } from "../middleware/auth";
+import { LIMITS, SUBPROTOCOL } from "./protocol";
+
+const TICKET_TYP = "gi-stream-ticket+jwt";
+const REALM = 'Bearer realm="gitinsight-edge"';
+const URL_TOKEN_PARAMS = ["token", "access_token", "jwt", "bearer", "authorization"];
+
+export interface Ticket {
+	ticket: string;
+	expires_at: string;
+}
+
+export interface StreamCaller {
+	principal: Principal;
+	/** Set when a ticket was used: the hub must claim it (single use). */
+	ticket?: { jti: string; expMs: number };
+}
+
+function secretOf(config: Config): Uint8Array {
+	if (!config.JWT_SECRET) {
+		throw new ApiError("service_unavailable", "stream tickets are not configured", {
+			headers: { "Retry-After": "60" },
+		});
+	}
+	return new TextEncoder().encode(config.JWT_SECRET);
+}
+
+const ticketAudience = (config: Config) => `${config.JWT_AUDIENCE}#stream-ticket`;
+
+export async function issueTicket(
+	config: Config,
+	principal: Principal,
+	target: string,
+	nowMs: number,
+): Promise<Ticket> {
+	const exp = Math.floor(nowMs / 1000) + LIMITS.ticketTtlSeconds;
+	const ticket = await new SignJWT({ roles: principal.roles, tgt: target })
+		.setProtectedHeader({ alg: "HS256", typ: TICKET_TYP })
+		.setIssuer(config.JWT_ISSUER)
+		.setAudience(ticketAudience(config))
+		.setSubject(principal.sub)
+		.setJti(crypto.randomUUID())
+		.setIssuedAt(Math.floor(nowMs / 1000))
+		.setExpirationTime(exp)
+		.sign(secretOf(config));
+	return { ticket, expires_at: new Date(exp * 1000).toISOString() };
+}
+
+function unauthorized(description: string): ApiError {
+	return new ApiError("unauthorized", description, {
+		headers: { "WWW-Authenticate": `${REALM}, error="invalid_token", error_description="${description}"` },
+	});
+}
+
+async function verifyTicket(ticket: string, config: Config, target: string): Promise<StreamCaller> {
+	let payload: Awaited<ReturnType<typeof jwtVerify>>["payload"];
+	try {
+		({ payload } = await jwtVerify(ticket, secretOf(config), {
+			algorithms: ["HS256"],
+			typ: TICKET_TYP,
+			issuer: config.JWT_ISSUER,
+			audience: ticketAudience(config),
+			clockTolerance: 5,
+			requiredClaims: ["exp", "sub", "jti"],
+		}));
+	} catch (err) {
+		if (err instanceof ApiError) throw err;
+		throw unauthorized(err instanceof errors.JWTExpired ? "ticket expired" : "ticket is invalid");
+	}
+	if (payload.tgt !== target) {
+		throw new ApiError("forbidden", "the ticket was issued for another stream", {
+			headers: { "WWW-Authenticate": `${REALM}, error="insufficient_scope"` },
+		});
+	}
+	const roles = Array.isArray(payload.roles)
+		? ROLES.filter((r: Role) => (payload.roles as unknown[]).includes(r))
+		: [];
+	return {
+		principal: { sub: String(payload.sub), roles, via: "hs256" },
+		ticket: { jti: String(payload.jti), expMs: (payload.exp ?? 0) * 1000 },
+	};
+}
+
+/** The subprotocols a client offered (Sec-WebSocket-Protocol, comma-separated). */
+export function offeredProtocols(c: Context<AppEnv>): string[] {
+	return (c.req.header("sec-websocket-protocol") ?? "")
+		.split(",")
+		.map((p) => p.trim())
+		.filter(Boolean);
+}
+
+/** The subprotocol to echo (null when none was offered); 400 when ours is not among them. */
+export function chooseProtocol(offered: string[]): string | null {
+	if (offered.length === 0) return null;
+	if (!offered.includes(SUBPROTOCOL)) {
+		throw new ApiError("bad_request", `offer the '${SUBPROTOCOL}' subprotocol`);
+	}
+	return SUBPROTOCOL;
+}
+
+/** 403 for a browser Origin outside CORS_ORIGINS; requests without Origin are not browsers. */
+export function checkOrigin(c: Context<AppEnv>): void {
+	const origin = c.req.header("origin");
+	if (origin !== undefined && !c.var.deps.config.CORS_ORIGINS.includes(origin)) {
+		throw new ApiError("forbidden", "this origin may not open streams");
+	}
+}
+
+/**
+ * The caller of an authenticated stream: Authorization header (non-browser clients), else a
+ * `bearer.<jwt>` subprotocol, else `?ticket=`. 401 without any; 400 for a token in the URL.
+ */
+export async function streamCaller(
+	c: Context<AppEnv>,
+	target: string,
+	offered: string[],
+): Promise<StreamCaller> {
+	const url = new URL(c.req.url);
+	if (URL_TOKEN_PARAMS.some((p) => url.searchParams.has(p))) {
+		throw new ApiError(
+			"bad_request",
+			"tokens are not accepted in the URL: use a ticket (POST /api/v1/stream/tickets)",
+		);
+	}
+	const config = c.var.deps.config;
+	const token = bearerToken(c) ?? offered.find((p) => p.startsWith("bearer."))?.slice("bearer.".length);
+	if (token) return { principal: await verifyToken(token, config) };
+	const ticket = url.searchParams.get("ticket");
+	if (ticket) return verifyTicket(ticket, config, target);
+	throw new ApiError("unauthorized", "authentication required: a bearer.<token> subprotocol or a ticket", {
+		headers: { "WWW-Authenticate": REALM },
+	});
+}

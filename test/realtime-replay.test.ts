@@ -1,0 +1,247 @@
+// Hub state through the real Worker: filters (scope tags + subscribe/unsubscribe), replay after
+// a reconnect with since= and with the resume command, reset when the gap is older than the log,
+// state rebuilt from getWebSockets() + attachments after the hub is evicted, the global shards,
+// and the SQLite log's bounds.
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import { EventLog } from "../src/realtime/event-log";
+import type { Attachment, HubEvent } from "../src/realtime/protocol";
+import { hs256Token } from "./helpers";
+import { GLOBAL, postEvent, repoStream, seededRepos, TestSocket } from "./realtime-client";
+
+let repos: string[];
+let token: string;
+const repo = (i: number) => repos[i] ?? "";
+const hubOf = (id: string) => env.REPO_HUB.get(env.REPO_HUB.idFromName(id));
+
+beforeAll(async () => {
+	repos = await seededRepos(40, 20);
+	token = await hs256Token({ sub: "replay-user" });
+});
+
+async function publish(id: string, type: string, n = 1): Promise<number[]> {
+	const seqs: number[] = [];
+	for (let i = 0; i < n; i++) {
+		const res = await postEvent({ type, repository_id: id, data: { i } });
+		expect(res.status).toBe(202);
+		seqs.push(((await res.json()) as { seq: { repository: number } }).seq.repository);
+	}
+	return seqs;
+}
+
+async function open(path: string) {
+	const s = await TestSocket.open(path, { token });
+	const welcome = await s.nextOf("welcome");
+	return { s, welcome };
+}
+
+describe("filters", () => {
+	it("unsubscribe and subscribe change what a connection receives", async () => {
+		const { s } = await open(repoStream(repo(0)));
+		s.send({ type: "unsubscribe", id: 1, events: ["insight_added"] });
+		expect(await s.nextOf("ack")).toMatchObject({
+			id: 1,
+			filter: { mode: "all", except: ["insight_added"] },
+		});
+		await publish(repo(0), "insight_added");
+		await publish(repo(0), "analysis_started");
+		await s.next((m) => m.type === "analysis_started");
+		expect(s.events().map((e) => e.type)).toEqual(["analysis_started"]);
+		s.send({ type: "unsubscribe", id: 2, events: ["*"] });
+		s.send({ type: "subscribe", id: 3, events: ["insight_added"] });
+		expect(await s.next((m) => m.type === "ack" && m.id === 3)).toMatchObject({
+			filter: { mode: "only", types: ["insight_added"] },
+		});
+		await publish(repo(0), "analysis_started");
+		await publish(repo(0), "insight_added");
+		await s.next((m) => m.type === "insight_added");
+		expect(s.events().map((e) => e.type)).toEqual(["analysis_started", "insight_added"]);
+		s.close();
+	});
+
+	it("types= sets the scope: the socket's tags, outside which subscribe is refused", async () => {
+		const { s, welcome } = await open(repoStream(repo(1), "?types=analysis_completed,x-deploy"));
+		expect(welcome.scope).toEqual(["analysis_completed", "x-deploy"]);
+		const tags = await runInDurableObject(hubOf(repo(1)), (_h, state) =>
+			state.getWebSockets().map((ws) => state.getTags(ws)),
+		);
+		expect(tags).toEqual([["t:analysis_completed", "t:x-deploy"]]);
+		s.send({ type: "subscribe", id: "w", events: ["insight_added"] });
+		expect(await s.nextOf("error")).toMatchObject({ id: "w", code: "outside_scope" });
+		await publish(repo(1), "insight_added");
+		await publish(repo(1), "analysis_completed");
+		await s.next((m) => m.type === "analysis_completed");
+		expect(s.events().map((e) => e.type)).toEqual(["analysis_completed"]);
+		s.close();
+	});
+});
+
+describe("replay", () => {
+	it("a reconnect with since= gets what it missed, in order, then live events", async () => {
+		const id = repo(2);
+		const first = await open(repoStream(id));
+		const [a, b] = await publish(id, "analysis_started", 2);
+		await first.s.next((m) => "seq" in m && m.seq === b);
+		first.s.close();
+		await first.s.closed;
+		const missed = await publish(id, "insight_added", 3);
+		const { s, welcome } = await open(repoStream(id, `?since=${b}`));
+		expect(welcome.seq).toBe(missed[2]);
+		const replayed = [await s.next(), await s.next(), await s.next()];
+		expect(replayed.map((m) => ("seq" in m ? m.seq : null))).toEqual(missed);
+		expect(replayed.every((m) => "replay" in m && m.replay === true)).toBe(true);
+		const [live] = await publish(id, "analysis_completed");
+		const next = await s.next();
+		expect(next).toMatchObject({ type: "analysis_completed", seq: live });
+		expect("replay" in next).toBe(false);
+		expect(a).toBe((b ?? 0) - 1);
+		s.close();
+	});
+
+	it("the resume command replays on a live connection and acks the count", async () => {
+		const id = repo(3);
+		const seqs = await publish(id, "insight_added", 4);
+		const { s } = await open(repoStream(id));
+		s.send({ type: "resume", id: "r", since: seqs[1] });
+		const ack = await s.nextOf("ack");
+		expect(ack).toMatchObject({ id: "r", command: "resume", replayed: 2, seq: seqs[3] });
+		expect(s.events().map((e) => e.seq)).toEqual(seqs.slice(2));
+		s.close();
+	});
+
+	it("replay honours the connection's scope", async () => {
+		const id = repo(4);
+		const [first] = await publish(id, "analysis_started");
+		await publish(id, "insight_added", 2);
+		const [wanted] = await publish(id, "analysis_completed");
+		const { s } = await open(repoStream(id, `?since=${(first ?? 1) - 1}&types=analysis_completed`));
+		expect(await s.next()).toMatchObject({ seq: wanted, replay: true });
+		s.close();
+	});
+
+	it("sends a reset when the gap is older than the log or the seq was never issued", async () => {
+		const id = repo(5);
+		const seqs = await publish(id, "repository_updated", 4);
+		// Age the log: as if the hub had pruned everything but the last two events.
+		await runInDurableObject(hubOf(id), (_h, state) => {
+			state.storage.sql.exec("DELETE FROM hub_events WHERE seq <= ?", seqs[1]);
+		});
+		const old = await open(repoStream(id, `?since=${seqs[0]}`));
+		expect(await old.s.next()).toEqual({
+			type: "reset",
+			reason: "gap_too_old",
+			seq: seqs[3],
+			oldest_seq: seqs[2],
+		});
+		old.s.close();
+		const edge = await open(repoStream(id, `?since=${seqs[1]}`));
+		expect(await edge.s.next()).toMatchObject({ seq: seqs[2], replay: true });
+		edge.s.close();
+		const ahead = await open(repoStream(id, `?since=${(seqs[3] ?? 0) + 10}`));
+		expect(await ahead.s.next()).toMatchObject({ type: "reset", reason: "unknown_seq" });
+		// After a reset the connection is live.
+		const [live] = await publish(id, "analysis_started");
+		expect(await ahead.s.next()).toMatchObject({ seq: live });
+		ahead.s.close();
+	});
+});
+
+describe("hibernation", () => {
+	it("rebuilds per-socket state from getWebSockets() and attachments after eviction", async () => {
+		const id = repo(6);
+		const all = await open(repoStream(id));
+		const some = await open(repoStream(id));
+		some.s.send({ type: "unsubscribe", id: 1, events: ["insight_added"] });
+		await some.s.nextOf("ack");
+		const [before] = await publish(id, "analysis_started");
+		await all.s.next((m) => "seq" in m && m.seq === before);
+		const stub = hubOf(id);
+		await evictDurableObject(stub);
+		const atts = await runInDurableObject(stub, (_h, state) =>
+			state.getWebSockets().map((ws) => ws.deserializeAttachment() as Attachment),
+		);
+		expect(atts).toHaveLength(2);
+		expect(atts.map((a) => a.filter)).toContainEqual({ mode: "all", except: ["insight_added"] });
+		expect(atts.every((a) => a.sub === "replay-user" && a.roles.includes("user"))).toBe(true);
+		await evictDurableObject(stub);
+		const [x, y] = [...(await publish(id, "insight_added")), ...(await publish(id, "analysis_completed"))];
+		expect(x).toBe((before ?? 0) + 1);
+		await all.s.next((m) => "seq" in m && m.seq === y);
+		await some.s.next((m) => "seq" in m && m.seq === y);
+		expect(all.s.events().map((e) => e.seq)).toEqual([before, x, y]);
+		expect(some.s.events().map((e) => e.seq)).toEqual([before, y]);
+		some.s.send({ type: "ping", id: "after" });
+		expect(await some.s.nextOf("pong")).toMatchObject({ id: "after", seq: y });
+		all.s.close();
+		some.s.close();
+	});
+});
+
+describe("global stream", () => {
+	it("spreads connections over shards; resume works on the shard from the welcome", async () => {
+		const { s, welcome } = await open(GLOBAL);
+		expect(welcome).toMatchObject({ hub: "global", shards: 4 });
+		const shard = welcome.shard ?? -1;
+		expect(shard).toBeGreaterThanOrEqual(0);
+		const res = await postEvent({
+			id: `glob-${crypto.randomUUID()}`,
+			type: "x-deploy.finished",
+			data: { ok: true },
+		});
+		const body = (await res.json()) as { id: string; seq: { repository: null; global: number[] } };
+		expect(body.seq.repository).toBeNull();
+		expect(body.seq.global).toHaveLength(4);
+		const event = await s.next((m) => "id" in m && m.id === body.id);
+		expect(event).toMatchObject({ type: "x-deploy.finished", seq: body.seq.global[shard] });
+		s.close();
+		const since = (body.seq.global[shard] ?? 1) - 1;
+		const again = await open(`${GLOBAL}?shard=${shard}&since=${since}`);
+		expect(again.welcome.shard).toBe(shard);
+		expect(await again.s.next()).toMatchObject({ id: body.id, replay: true });
+		again.s.close();
+		const lost = await open(`${GLOBAL}?since=${since}`);
+		expect(await lost.s.next()).toMatchObject({ type: "reset", reason: "unknown_seq" });
+		lost.s.close();
+	});
+});
+
+describe("event log bounds", () => {
+	const event = (i: number): HubEvent => ({
+		id: `b-${i}`,
+		type: "x-t",
+		timestamp: "2026-01-01T00:00:00Z",
+		data: {},
+	});
+
+	it("keeps at least minEvents, at most maxEvents, drops old ones, and dedupes within its window", async () => {
+		const stub = env.REPO_HUB.get(env.REPO_HUB.idFromName("log-bounds-test"));
+		await runInDurableObject(stub, (_h, state) => {
+			const bounds = {
+				minEvents: 3,
+				maxAgeMs: 1000,
+				maxEvents: 6,
+				dedupeMaxAgeMs: 1000,
+				dedupeMaxIds: 8,
+				replayMaxBytes: 400,
+			};
+			const log = new EventLog(state.storage, bounds);
+			const t0 = Date.now();
+			for (let i = 1; i <= 10; i++) log.append([event(i)], t0);
+			expect(log.window()).toEqual({ head: 10, oldest: 5 });
+			expect(log.append([event(3)], t0).results).toEqual([{ id: "b-3", seq: 3, duplicate: true }]);
+			expect(log.append([event(1)], t0).results[0]).toMatchObject({ seq: 11, duplicate: false });
+			expect(log.window()).toEqual({ head: 11, oldest: 6 });
+			expect(log.catchUp(4)).toEqual({ kind: "reset", reason: "gap_too_old" });
+			expect(log.catchUp(5)).toEqual({ kind: "reset", reason: "too_much_to_replay" });
+			expect(log.catchUp(9)).toEqual({ kind: "replay", after: 9 });
+			// Much later, everything but the last minEvents is past maxAgeMs.
+			log.append([event(12)], t0 + 120_000);
+			expect(log.window()).toEqual({ head: 12, oldest: 10 });
+			expect([...log.after(10)].map((r) => r.seq)).toEqual([11, 12]);
+			expect(log.claimTicket("j1", t0 + 60_000, t0)).toBe(true);
+			expect(log.claimTicket("j1", t0 + 60_000, t0)).toBe(false);
+			expect(log.claimTicket("j1", t0 + 60_000, t0 + 61_000)).toBe(true);
+		});
+	});
+});
