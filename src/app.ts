@@ -2,12 +2,16 @@
 import { Hono } from "hono";
 import type { AppEnv } from "./env";
 import { notFound, onError } from "./errors";
+import { leaderboard } from "./leaderboard/leaderboard.routes";
 import { requestContext } from "./middleware/request-context";
 import { admin } from "./ops/admin";
 import { docs } from "./ops/docs";
 import { health } from "./ops/health";
 import { me } from "./ops/me";
+import { events } from "./realtime/events.routes";
+import { stream } from "./realtime/stream.routes";
 import { repos } from "./repos/repos.routes";
+import { search } from "./search/search.routes";
 
 export function createApp() {
 	const app = new Hono<AppEnv>();
@@ -20,6 +24,10 @@ export function createApp() {
 	app.route("/api/v1/me", me);
 	app.route("/api/v1/admin", admin);
 	app.route("/api/v1/fast/repositories", repos);
+	app.route("/api/v1/fast/search", search);
+	app.route("/api/v1/fast/leaderboard", leaderboard);
+	app.route("/api/v1/stream", stream);
+	app.route("/api/v1/events", events);
 	app.notFound(notFound);
 	app.onError(onError);
 	return app;

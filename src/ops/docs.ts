@@ -2,8 +2,12 @@
 // self-contained page rendering it: no CDN assets, so it works offline).
 import { Hono } from "hono";
 import type { AppEnv } from "../env";
+import { leaderboardOperations } from "../leaderboard/leaderboard.routes";
 import { type ApiOperation, buildOpenApi } from "../lib/openapi";
+import { eventsOperations } from "../realtime/events.routes";
+import { streamOperations } from "../realtime/stream.routes";
 import { reposOperations } from "../repos/repos.routes";
+import { searchOperations } from "../search/search.routes";
 import { adminOperations } from "./admin";
 import page from "./docs.html";
 import { healthOperations } from "./health";
@@ -11,6 +15,10 @@ import { meOperations } from "./me";
 
 const operations: ApiOperation[] = [
 	...reposOperations,
+	...searchOperations,
+	...leaderboardOperations,
+	...streamOperations,
+	...eventsOperations,
 	...healthOperations,
 	...meOperations,
 	...adminOperations,

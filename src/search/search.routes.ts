@@ -1,0 +1,62 @@
+// GET /api/v1/fast/search: public, read through the layered cache. The request is parsed and
+// validated first; the cache key is built from the normalised request (q's words lower-cased and
+// whitespace-collapsed, qualifiers parsed, merged with the explicit parameters and written in a
+// fixed order, the canonical language name, defaults filled), so equivalent requests —
+// `?q=API language:go` and `?language=golang&q=api&sort=relevance&limit=20` — share one entry.
+import { Hono } from "hono";
+import type { AppEnv } from "../env";
+import { ApiError } from "../errors";
+import type { CachePolicy } from "../lib/cache";
+import { cachedJson, readOptionsOf } from "../lib/http-cache";
+import type { ApiOperation } from "../lib/openapi";
+import { parseInput } from "../lib/validate";
+import { searchKey } from "./search.qualifiers";
+import { searchRepositories } from "./search.queries";
+import { SearchQuery, SearchQueryParams, SearchResponse } from "./search.schemas";
+
+/** Search: 2 min fresh (the seed's TTL), 1 min stale-while-revalidate, 30 min stale-if-error. */
+export const SEARCH_POLICY: CachePolicy = {
+	name: "search",
+	freshMs: 2 * 60_000,
+	swrMs: 60_000,
+	errorMs: 30 * 60_000,
+	negativeMs: 30_000,
+};
+
+/** Keys longer than this (or with anything but printable ASCII) are stored as their SHA-256. */
+const MAX_PLAIN_KEY = 160;
+
+export async function cacheKeyOf(canonical: string): Promise<string> {
+	if (canonical.length <= MAX_PLAIN_KEY && /^[\x21-\x7e]*$/.test(canonical)) return canonical;
+	const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical));
+	return `sha256:${[...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+// Search always answers 200 (an empty result is a result); the cache never stores null here.
+const unreachable = () => new ApiError("internal_error", "search produced no body");
+
+export const search = new Hono<AppEnv>().get("/", async (c) => {
+	const req = parseInput(SearchQuery, c.req.query(), "query");
+	const { db, cache } = c.var.deps;
+	const result = await cache.read(
+		SEARCH_POLICY,
+		await cacheKeyOf(searchKey(req)),
+		async () => JSON.stringify(await searchRepositories(db, req)),
+		readOptionsOf(c.req.header("cache-control")),
+	);
+	return cachedJson(c, SEARCH_POLICY, result, "public", unreachable);
+});
+
+export const searchOperations: ApiOperation[] = [
+	{
+		method: "get",
+		path: "/api/v1/fast/search",
+		summary: "Faceted full-text repository search",
+		description:
+			"Public. total and facets count the whole match set (each facet ignores its own filter); above a few thousand matches they are sampled estimates, flagged total_is_estimate / facets_are_estimates. Served from the layered cache (2 min fresh, 1 min stale-while-revalidate, 30 min stale-if-error) under a canonical key, so equivalent requests share an entry. Honours Cache-Control: no-cache / max-age=N and If-None-Match.",
+		tag: "search",
+		query: SearchQueryParams,
+		response: SearchResponse,
+		cached: true,
+	},
+];
