@@ -32,7 +32,7 @@ export function createDeps(env: Env, ctx: BackgroundContext): Deps {
 	let redis: RedisLike | null | undefined;
 	let cache: LayeredCache | undefined;
 	const now = () => Date.now();
-	return {
+	const deps: Deps = {
 		config,
 		env,
 		ctx,
@@ -49,7 +49,7 @@ export function createDeps(env: Env, ctx: BackgroundContext): Deps {
 		get cache() {
 			cache ??= new LayeredCache({
 				edge: caches.default,
-				redis: this.redis,
+				redis: () => deps.redis,
 				prefix: config.REDIS_KEY_PREFIX,
 				ctx,
 				now,
@@ -60,4 +60,5 @@ export function createDeps(env: Env, ctx: BackgroundContext): Deps {
 		keys: new RedisKeys(config.REDIS_KEY_PREFIX),
 		now,
 	};
+	return deps;
 }

@@ -176,3 +176,22 @@ describe("roles", () => {
 		expect(plain.status).toBe(403);
 	});
 });
+
+describe("verified-token memo", () => {
+	it("never carries a verification over to another configuration", async () => {
+		const { env } = await import("cloudflare:workers");
+		const { createExecutionContext, waitOnExecutionContext } = await import("cloudflare:test");
+		const worker = (await import("../src/index")).default;
+		const token = await hs256Token({ sub: "memo" });
+		expect((await call(ME, { token })).status).toBe(200);
+		expect((await call(ME, { token })).status).toBe(200);
+		const ctx = createExecutionContext();
+		const res = await worker.fetch(
+			new Request(`http://gitinsight.test${ME}`, { headers: { authorization: `Bearer ${token}` } }),
+			{ ...env, JWT_SECRET: "another-secret-of-at-least-thirty-two-chars" },
+			ctx,
+		);
+		await waitOnExecutionContext(ctx);
+		expect(res.status).toBe(401);
+	});
+});

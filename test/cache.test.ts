@@ -28,11 +28,12 @@ function setup(opts: { redisUrl?: string } = {}) {
 	const make = async () =>
 		new LayeredCache({
 			edge: await caches.open(edgeName),
-			redis: createRedis({
-				url: opts.redisUrl ?? env.UPSTASH_REDIS_REST_URL,
-				token: env.UPSTASH_REDIS_REST_TOKEN,
-				timeoutMs: 300,
-			}),
+			redis: () =>
+				createRedis({
+					url: opts.redisUrl ?? env.UPSTASH_REDIS_REST_URL,
+					token: env.UPSTASH_REDIS_REST_TOKEN,
+					timeoutMs: 300,
+				}),
 			prefix,
 			ctx: bg,
 			now: () => clock,

@@ -37,11 +37,12 @@ function queryOf(c: Context<AppEnv>): Record<string, string | string[]> {
 
 export const leaderboard = new Hono<AppEnv>().get("/", async (c) => {
 	const q = parseInput(LeaderboardQuery, queryOf(c), "query");
-	const { db, cache, now } = c.var.deps;
-	const result = await cache.read(
+	const { deps } = c.var;
+	const result = await deps.cache.read(
 		LEADERBOARD_POLICY,
 		leaderboardKey(q),
-		async () => JSON.stringify(await getLeaderboard(db, q, new Date(now()))),
+		// deps.db is read inside the loader so that a cache hit never builds a database client.
+		async () => JSON.stringify(await getLeaderboard(deps.db, q, new Date(deps.now()))),
 		readOptionsOf(c.req.header("cache-control")),
 	);
 	// The loader never answers null; the callback only satisfies cachedJson's signature.

@@ -58,7 +58,8 @@ export interface ReadOptions {
 
 export interface CacheDeps {
 	edge: Cache | null;
-	redis: RedisLike | null;
+	/** Called only when the Redis tier is actually needed, so a memory hit builds no client. */
+	redis: () => RedisLike | null;
 	/** Prefix of every key (Redis key prefix; also scopes the edge cache). */
 	prefix: string;
 	ctx: BackgroundContext;
@@ -171,9 +172,10 @@ export class LayeredCache {
 	}
 
 	private async readRedis(fullKey: string): Promise<CacheEntry | undefined> {
-		if (!this.deps.redis) return undefined;
+		const redis = this.deps.redis();
+		if (!redis) return undefined;
 		try {
-			const entry = await this.deps.redis.get<unknown>(fullKey);
+			const entry = await redis.get<unknown>(fullKey);
 			return isEntry(entry) ? entry : undefined;
 		} catch (err) {
 			logCacheError("redis read", err);
@@ -197,9 +199,10 @@ export class LayeredCache {
 	}
 
 	private async writeRedis(policy: CachePolicy, fullKey: string, entry: CacheEntry): Promise<void> {
-		if (!this.deps.redis) return;
+		const redis = this.deps.redis();
+		if (!redis) return;
 		try {
-			await this.deps.redis.set(fullKey, entry, { px: policy.freshMs + policy.errorMs });
+			await redis.set(fullKey, entry, { px: policy.freshMs + policy.errorMs });
 		} catch (err) {
 			logCacheError("redis write", err);
 		}
@@ -308,7 +311,10 @@ export class LayeredCache {
 		memory.delete(fullKey);
 		await Promise.all([
 			this.deps.edge?.delete(this.edgeRequest(fullKey)).catch((err) => logCacheError("edge delete", err)),
-			this.deps.redis?.del(fullKey).catch((err) => logCacheError("redis delete", err)),
+			this.deps
+				.redis()
+				?.del(fullKey)
+				.catch((err) => logCacheError("redis delete", err)),
 		]);
 	}
 }

@@ -87,8 +87,34 @@ function describe(err: unknown): ApiError {
 	return unauthorized("token is malformed");
 }
 
+// Isolate-scoped memo of tokens already verified, per parsed config (so a token is never
+// accepted under a configuration other than the one that verified it). An entry lives until
+// the token's exp, at most VERIFIED_TTL_MS; failures are never remembered. This spares the
+// signature check on every request of a client that reuses its token.
+const VERIFIED_TTL_MS = 60_000;
+const VERIFIED_MAX = 10_000;
+const verified = new WeakMap<Config, Map<string, { principal: Principal; until: number }>>();
+
 /** Verifies a compact JWS and returns its principal; throws ApiError (401/503). */
 export async function verifyToken(token: string, config: Config): Promise<Principal> {
+	const now = Date.now();
+	let memo = verified.get(config);
+	const hit = memo?.get(token);
+	if (hit && hit.until > now) return hit.principal;
+	const { principal, expMs } = await verifySignature(token, config);
+	if (!memo) {
+		memo = new Map();
+		verified.set(config, memo);
+	}
+	if (memo.size >= VERIFIED_MAX) memo.clear();
+	memo.set(token, { principal, until: Math.min(expMs, now + VERIFIED_TTL_MS) });
+	return principal;
+}
+
+async function verifySignature(
+	token: string,
+	config: Config,
+): Promise<{ principal: Principal; expMs: number }> {
 	let alg: string | undefined;
 	try {
 		alg = decodeProtectedHeader(token).alg;
@@ -123,7 +149,7 @@ export async function verifyToken(token: string, config: Config): Promise<Princi
 	}
 	if (typeof payload.exp !== "number") throw unauthorized("token has no expiry");
 	if (typeof payload.sub !== "string" || payload.sub === "") throw unauthorized("token has no subject");
-	return { sub: payload.sub, roles: rolesOf(payload), via };
+	return { principal: { sub: payload.sub, roles: rolesOf(payload), via }, expMs: payload.exp * 1000 };
 }
 
 export function bearerToken(c: Context<AppEnv>): string | undefined {

@@ -34,12 +34,13 @@ export const REPO_REF_POLICY: CachePolicy = {
 const notFound = () => new ApiError("not_found", "repository not found");
 
 async function summaryResponse(c: Context<AppEnv>, id: string): Promise<Response> {
-	const { db, cache } = c.var.deps;
-	const result = await cache.read(
+	const { deps } = c.var;
+	const result = await deps.cache.read(
 		SUMMARY_POLICY,
 		id,
+		// deps.db is read inside the loader so that a cache hit never builds a database client.
 		async () => {
-			const summary = await getRepositorySummary(db, id);
+			const summary = await getRepositorySummary(deps.db, id);
 			return summary ? JSON.stringify(summary) : null;
 		},
 		readOptionsOf(c.req.header("cache-control")),
@@ -55,9 +56,9 @@ export const repos = new Hono<AppEnv>()
 	})
 	.get("/by-name/:owner/:name/summary", async (c) => {
 		const { owner, name } = parseInput(RepoNameParams, c.req.param(), "path");
-		const { db, cache } = c.var.deps;
-		const ref = await cache.read(REPO_REF_POLICY, `${owner}/${name}`.toLowerCase(), async () =>
-			findRepositoryId(db, owner, name),
+		const { deps } = c.var;
+		const ref = await deps.cache.read(REPO_REF_POLICY, `${owner}/${name}`.toLowerCase(), async () =>
+			findRepositoryId(deps.db, owner, name),
 		);
 		if (ref.body === null) {
 			c.header("X-Cache", ref.status);
