@@ -236,6 +236,19 @@ describe("search qualifiers", () => {
 		await check(`${common} fork:false stars:<5`, sql`${match(common)} AND NOT is_fork AND stars < 5`);
 		await check(`${common} -${few}`, sql`${match(common)} AND NOT ${match(few)}`);
 		await check(`language:${topLanguage.replaceAll(" ", "-")}`, sql`language = ${topLanguage}`);
+		await check(`${common} ${few}`, sql`${match(common)} AND ${match(few)}`);
+		await check(`${common} topic:${t}`, sql`${match(common)} AND topics @> ARRAY[${t}::text]`);
+		await check(
+			`${few} -${common} topic:${t}`,
+			sql`${match(few)} AND NOT ${match(common)} AND ${t} = ANY(topics)`,
+		);
+		// A phrase: two adjacent words of a real description.
+		const [d] = await rows<{ p: string }>(sql`
+			SELECT lower(split_part(description, ' ', 1) || ' ' || split_part(description, ' ', 2)) AS p
+			FROM repositories WHERE description ~ '^[A-Za-z]{4,} [A-Za-z]{4,} ' ORDER BY id LIMIT 1`);
+		const phrase = d?.p ?? "open source";
+		const phraseMatch = sql`search @@ (phraseto_tsquery('simple', ${phrase}::text) || phraseto_tsquery('english', ${phrase}::text))`;
+		expect((await check(`"${phrase}"`, phraseMatch)).total).toBeGreaterThan(0);
 	});
 
 	it("accepts language aliases and encoded symbols", async () => {
@@ -413,6 +426,24 @@ describe("search at scale: the statement's modes", () => {
 		expect(r.repositories.map((x) => x.id)).toEqual(expected.map((x) => x.id));
 	});
 
+	it("counts P exactly through the popular index for stars >= 100 (mode p)", async () => {
+		const [top] = await rows<{ word: string }>(sql`
+			SELECT word FROM ts_stat('SELECT search FROM repositories') WHERE word ~ '^[a-z]{3,}$'
+			ORDER BY ndoc DESC, word LIMIT 1`);
+		const word = top?.word ?? common;
+		const P = sql`${match(word)} AND stars >= 100`;
+		const t = await truth(P, P, match(word));
+		const r = await run(`${word} stars:>=100`, { sort: "stars" }, { sampleRows: 200, exactLimit: 40 });
+		expect(t.total).toBeGreaterThan(0);
+		expect(r.total).toBe(t.total);
+		expect(r.total_is_estimate).toBeUndefined();
+		expect(r.facets.languages).toEqual(t.languages);
+		const expected = await rows<{ id: string }>(
+			sql`SELECT id FROM repositories WHERE ${P} ORDER BY stars DESC, id LIMIT 100`,
+		);
+		expect(r.repositories.map((x) => x.id)).toEqual(expected.map((x) => x.id));
+	});
+
 	it("estimates from the sample above the cap, flagged, and never below the page", async () => {
 		const [top] = await rows<{ word: string }>(sql`
 			SELECT word FROM ts_stat('SELECT search FROM repositories') WHERE word ~ '^[a-z]{3,}$'
@@ -431,6 +462,34 @@ describe("search at scale: the statement's modes", () => {
 			sql`SELECT id FROM repositories WHERE ${match(word)} ORDER BY stars DESC, id LIMIT 100`,
 		);
 		expect(r.repositories.map((x) => x.id)).toEqual(expected.map((x) => x.id));
+	});
+
+	it("pages the stars and forks orders across the covered head and the rest, exactly", async () => {
+		const [top] = await rows<{ word: string }>(sql`
+			SELECT word FROM ts_stat('SELECT search FROM repositories') WHERE word ~ '^[a-z]{3,}$'
+			ORDER BY ndoc DESC, word LIMIT 1`);
+		const word = top?.word ?? common;
+		for (const [sort, column, min] of [
+			["stars", sql`stars`, 10],
+			["forks", sql`forks`, 2],
+		] as const) {
+			const [head] = await rows<{ n: number }>(
+				sql`SELECT count(*)::int AS n FROM repositories WHERE ${match(word)} AND ${column} >= ${min}`,
+			);
+			const n = head?.n ?? 0;
+			expect(n).toBeGreaterThan(5);
+			// Pages inside the head, across its end, and past it.
+			for (const offset of [0, Math.max(0, n - 7), n + 3]) {
+				const r = await run(word, { sort, limit: 15, offset }, { sampleRows: 200, exactLimit: 10 });
+				expect(r.total_is_estimate).toBe(true);
+				const expected = await rows<{ id: string }>(sql`
+					SELECT id FROM repositories WHERE ${match(word)} ORDER BY ${column} DESC, id OFFSET ${offset} LIMIT 15`);
+				expect(
+					r.repositories.map((x) => x.id),
+					`${sort} offset ${offset}`,
+				).toEqual(expected.map((x) => x.id));
+			}
+		}
 	});
 
 	it("ranks a window of the most-starred popular matches, then continues by stars (a total order)", async () => {
@@ -452,5 +511,7 @@ describe("search at scale: the statement's modes", () => {
 		expect(page.repositories.map((x) => x.id)).toEqual(expected.slice(0, 20));
 		const across = await run(word, { limit: 5, offset: 2 }, tuning);
 		expect(across.repositories.map((x) => x.id)).toEqual(expected.slice(2, 7));
+		const beyond = await run(word, { limit: 5, offset: 6 }, tuning);
+		expect(beyond.repositories.map((x) => x.id)).toEqual(expected.slice(6, 11));
 	});
 });

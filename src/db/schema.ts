@@ -67,10 +67,29 @@ export const repositories = pgTable(
 		index("repositories_quality_idx").on(t.qualityScore.desc()),
 		index("repositories_trending_idx").on(t.trendingScore.desc()),
 		index("repositories_updated_idx").on(t.updatedAt.desc()),
-		// Search (src/search): the forks sort, and relevance's window over the popular matches (the
-		// literal 100 is repeated in search.queries.ts so the planner can prove the predicate).
+		// Search (src/search): the forks sort, relevance's window over the popular matches (the
+		// literal 100 is repeated in search.queries.ts so the planner can prove the predicate), and
+		// the topic: filter.
 		index("repositories_forks_idx").on(t.forks.desc(), t.id),
 		index("repositories_search_popular_idx").using("gin", t.search).where(sql`${t.stars} >= 100`),
+		index("repositories_topics_idx").using("gin", t.topics),
+		// Covering b-trees for deep pages in the stars / forks orders (search.queries.ts, COVERED):
+		// the head of each order carries what the filter reads, so walking it needs no heap visits.
+		// (drizzle has no INCLUDE; as trailing keys the columns never affect the order, id is unique.)
+		// A b-tree entry must stay under ~2.7 kB, so rows whose tsvector is larger (none in practice:
+		// GitHub caps descriptions and topics) go to the small "oversize" index of the same order.
+		index("repositories_stars_cover_idx")
+			.on(t.stars.desc(), t.id, t.search, t.language, t.isFork)
+			.where(sql`${t.stars} >= 10 AND octet_length(${t.search}::text) <= 1600`),
+		index("repositories_stars_oversize_idx")
+			.on(t.stars.desc(), t.id)
+			.where(sql`${t.stars} >= 10 AND octet_length(${t.search}::text) > 1600`),
+		index("repositories_forks_cover_idx")
+			.on(t.forks.desc(), t.id, t.search, t.language, t.isFork)
+			.where(sql`${t.forks} >= 2 AND octet_length(${t.search}::text) <= 1600`),
+		index("repositories_forks_oversize_idx")
+			.on(t.forks.desc(), t.id)
+			.where(sql`${t.forks} >= 2 AND octet_length(${t.search}::text) > 1600`),
 	],
 );
 

@@ -64,163 +64,29 @@ export const MAX_STARS = 2_147_483_647; // the stars column is a Postgres intege
 // Languages as GitHub Linguist names them (the stored spelling), the popular ones: every language
 // of the seed and what GitHub's language filter offers at the top. A value not in this list is
 // still accepted and matched case-insensitively (see isKnownLanguage).
-const LANGUAGES = [
-	"ABAP",
-	"Ada",
-	"Agda",
-	"Apex",
-	"Assembly",
-	"Astro",
-	"AutoHotkey",
-	"Awk",
-	"Batchfile",
-	"Bicep",
-	"C",
-	"C#",
-	"C++",
-	"Clojure",
-	"CMake",
-	"COBOL",
-	"CoffeeScript",
-	"Common Lisp",
-	"Coq",
-	"Crystal",
-	"CSS",
-	"Cuda",
-	"Cython",
-	"D",
-	"Dart",
-	"Dhall",
-	"Dockerfile",
-	"Elixir",
-	"Elm",
-	"Emacs Lisp",
-	"Erlang",
-	"F#",
-	"Fennel",
-	"Fortran",
-	"GDScript",
-	"Gleam",
-	"GLSL",
-	"Go",
-	"Groovy",
-	"Hack",
-	"Haskell",
-	"Haxe",
-	"HCL",
-	"HTML",
-	"Idris",
-	"Java",
-	"JavaScript",
-	"Jsonnet",
-	"Julia",
-	"Jupyter Notebook",
-	"Kotlin",
-	"Lean",
-	"Less",
-	"Lua",
-	"Makefile",
-	"Markdown",
-	"MATLAB",
-	"MDX",
-	"Meson",
-	"Mojo",
-	"Move",
-	"Nim",
-	"Nix",
-	"Nushell",
-	"Objective-C",
-	"Objective-C++",
-	"OCaml",
-	"Odin",
-	"OpenSCAD",
-	"Pascal",
-	"Perl",
-	"PHP",
-	"PLpgSQL",
-	"PowerShell",
-	"Prolog",
-	"PureScript",
-	"Python",
-	"QML",
-	"R",
-	"Racket",
-	"Raku",
-	"ReScript",
-	"Roff",
-	"Ruby",
-	"Rust",
-	"Sass",
-	"Scala",
-	"Scheme",
-	"SCSS",
-	"Shell",
-	"Smalltalk",
-	"Solidity",
-	"SQL",
-	"Starlark",
-	"Svelte",
-	"Swift",
-	"SystemVerilog",
-	"Tcl",
-	"TeX",
-	"TypeScript",
-	"V",
-	"Vala",
-	"Verilog",
-	"VHDL",
-	"Vim Script",
-	"Visual Basic .NET",
-	"Vue",
-	"WebAssembly",
-	"Zig",
-] as const;
+const LANGUAGES: readonly string[] = (
+	"ABAP|Ada|Agda|Apex|Assembly|Astro|AutoHotkey|Awk|Batchfile|Bicep|C|C#|C++|Clojure|CMake|COBOL|" +
+	"CoffeeScript|Common Lisp|Coq|Crystal|CSS|Cuda|Cython|D|Dart|Dhall|Dockerfile|Elixir|Elm|" +
+	"Emacs Lisp|Erlang|F#|Fennel|Fortran|GDScript|Gleam|GLSL|Go|Groovy|Hack|Haskell|Haxe|HCL|HTML|" +
+	"Idris|Java|JavaScript|Jsonnet|Julia|Jupyter Notebook|Kotlin|Lean|Less|Lua|Makefile|Markdown|" +
+	"MATLAB|MDX|Meson|Mojo|Move|Nim|Nix|Nushell|Objective-C|Objective-C++|OCaml|Odin|OpenSCAD|Pascal|" +
+	"Perl|PHP|PLpgSQL|PowerShell|Prolog|PureScript|Python|QML|R|Racket|Raku|ReScript|Roff|Ruby|Rust|" +
+	"Sass|Scala|Scheme|SCSS|Shell|Smalltalk|Solidity|SQL|Starlark|Svelte|Swift|SystemVerilog|Tcl|TeX|" +
+	"TypeScript|V|Vala|Verilog|VHDL|Vim Script|Visual Basic .NET|Vue|WebAssembly|Zig"
+).split("|");
 
 // Common short names and spellings → the canonical name.
-const ALIASES: Record<string, string> = {
-	asm: "Assembly",
-	bash: "Shell",
-	cplusplus: "C++",
-	cpp: "C++",
-	cs: "C#",
-	csharp: "C#",
-	docker: "Dockerfile",
-	elisp: "Emacs Lisp",
-	fsharp: "F#",
-	golang: "Go",
-	hs: "Haskell",
-	ipynb: "Jupyter Notebook",
-	js: "JavaScript",
-	jupyter: "Jupyter Notebook",
-	kt: "Kotlin",
-	latex: "TeX",
-	make: "Makefile",
-	md: "Markdown",
-	node: "JavaScript",
-	nodejs: "JavaScript",
-	objc: "Objective-C",
-	"obj c": "Objective-C",
-	objectivec: "Objective-C",
-	ocaml: "OCaml",
-	pl: "Perl",
-	pwsh: "PowerShell",
-	py: "Python",
-	python3: "Python",
-	rb: "Ruby",
-	rs: "Rust",
-	sh: "Shell",
-	sol: "Solidity",
-	terraform: "HCL",
-	tf: "HCL",
-	ts: "TypeScript",
-	vb: "Visual Basic .NET",
-	"vb.net": "Visual Basic .NET",
-	vbnet: "Visual Basic .NET",
-	vim: "Vim Script",
-	viml: "Vim Script",
-	vimscript: "Vim Script",
-	zsh: "Shell",
-};
+const ALIASES: ReadonlyArray<readonly [alias: string, language: string]> = (
+	"asm=Assembly|bash=Shell|cplusplus=C++|cpp=C++|cs=C#|csharp=C#|docker=Dockerfile|" +
+	"elisp=Emacs Lisp|fsharp=F#|golang=Go|hs=Haskell|ipynb=Jupyter Notebook|js=JavaScript|" +
+	"jupyter=Jupyter Notebook|kt=Kotlin|latex=TeX|make=Makefile|md=Markdown|node=JavaScript|" +
+	"nodejs=JavaScript|objc=Objective-C|obj c=Objective-C|objectivec=Objective-C|ocaml=OCaml|pl=Perl|" +
+	"pwsh=PowerShell|py=Python|python3=Python|rb=Ruby|rs=Rust|sh=Shell|sol=Solidity|terraform=HCL|" +
+	"tf=HCL|ts=TypeScript|vb=Visual Basic .NET|vb.net=Visual Basic .NET|vbnet=Visual Basic .NET|" +
+	"vim=Vim Script|viml=Vim Script|vimscript=Vim Script|zsh=Shell"
+)
+	.split("|")
+	.map((pair) => pair.split("=") as [string, string]);
 
 /** GitHub writes spaces as hyphens in qualifiers (language:jupyter-notebook). */
 const lookupKey = (name: string) =>
@@ -231,7 +97,7 @@ const lookupKey = (name: string) =>
 
 const CANONICAL = new Map<string, string>([
 	...LANGUAGES.map((l) => [lookupKey(l), l] as const),
-	...Object.entries(ALIASES).map(([alias, l]) => [lookupKey(alias), l] as const),
+	...ALIASES.map(([alias, l]) => [lookupKey(alias), l] as const),
 ]);
 const KNOWN = new Set<string>(LANGUAGES);
 

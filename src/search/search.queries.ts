@@ -1,12 +1,13 @@
 // Faceted full-text search over repositories: ONE SQL statement (one Neon HTTP round trip) that
 // returns the page, the total and both facets. Everything user-supplied is a bound parameter.
+// (Longer than the house ~200 lines: the statement's branches only make sense side by side.)
 //
 // Matching: each word w becomes (plainto_tsquery('simple', w) || plainto_tsquery('english', w)),
-// phrases the same with phraseto_tsquery, exclusions are negated, all AND-ed: identifiers match
-// the 'simple' name/owner/topic lexemes and English words match the stemmed description. The
-// stored `search` column and its GIN index answer it. topic: adds the topic's lexeme to the
-// tsquery (so the GIN index narrows) and checks `topics @> …` exactly; language/stars/fork are
-// plain column predicates.
+// phrases the same with phraseto_tsquery, all AND-ed: identifiers match the 'simple' name/owner/
+// topic lexemes and English words match the stemmed description. The stored `search` column and
+// its GIN index answer it. Exclusions are a NOT filter on the rows found; topic: checks `topics`
+// exactly (through its own GIN index, or after the words' tsquery, which then also carries the
+// topic's lexeme); language, stars and fork are plain column predicates.
 //
 // Sets: B = text + topic + fork (the facet base), P = B ∧ language ∧ stars (the result set).
 // Facets ignore their own filter: languages count B ∧ stars, star ranges count B ∧ language.
@@ -21,14 +22,16 @@
 //                 exact; a facet is exact when its base is P, i.e. its own filter is absent);
 //   mode "sample" both are large: total and facets are the sample's counts scaled to the table
 //                 (flagged total_is_estimate / facets_are_estimates); the page comes from the
-//                 indexes (stars/forks/updated walk their b-tree in order and stop at the page).
+//                 indexes: the sort's b-tree walked in order up to the page (for stars and forks
+//                 a covering partial b-tree, so deep pages need no heap visit per skipped row).
 // Only the branch a request needs is executed: each lives in a scalar subquery of a CASE, which
 // Postgres evaluates lazily.
 //
 // Sorts (all with a final tie-break on id): stars, forks, updated_at (descending, in index order),
 // and relevance = ts_rank_cd (weights: name A 1.0, owner/topics B 0.4, description C 0.2)
 // + 0.1 * trigram similarity of the name to the words + 0.01 * log10(1 + stars), then stars, id.
-// Relevance ranks every match when P is estimated ≤ rankLimit. Above that it ranks a window: the
+// Relevance ranks every match when P is estimated ≤ rankLimit (modes b and p, whose exact scan
+// fetches those rows anyway). Otherwise it ranks a window: the
 // relevanceWindow most-starred matches among those with ≥ 100 stars (a partial GIN index keeps
 // that cheap for mid-frequency words; the stars index for common ones), then continues with the
 // remaining matches by stars — still one fixed total order, so pages never overlap.
@@ -53,8 +56,8 @@ export interface SearchTuning {
 /** Measured on the 1M-repository benchmark (scripts/bench/search.ts). */
 export const DEFAULT_TUNING: SearchTuning = {
 	sampleRows: 3_000,
-	exactLimit: 5_000,
-	rankLimit: 2_000,
+	exactLimit: 3_000,
+	rankLimit: 1_500,
 	exactHardLimit: 20_000,
 	relevanceWindow: 500,
 };
@@ -67,6 +70,22 @@ export const NO_JIT = sql`SET LOCAL jit = off`;
 
 /** Must equal the predicate of repositories_search_popular_idx (a literal, so the planner can use it). */
 const POPULAR = sql.raw("100");
+
+/**
+ * The stars and forks orders have covering partial b-trees (repositories_{stars,forks}_cover_idx:
+ * the sort key, id, search, language, is_fork, for rows with stars >= 10 / forks >= 2, about a
+ * tenth of the table). A deep page walks the head of the order index-only (no heap visit per
+ * candidate row), merged with the head's rare oversize rows (a tsvector too big for a b-tree
+ * entry: repositories_*_oversize_idx), then, if the head runs out, the rest of the order. The
+ * literals must equal the indexes' predicates.
+ */
+const COVERED = {
+	stars: { column: sql.raw("r.stars"), min: sql.raw("10") },
+	forks: { column: sql.raw("r.forks"), min: sql.raw("2") },
+} as const;
+const FITS = sql.raw("octet_length(r.search::text) <= 1600");
+const OVERSIZE = sql.raw("octet_length(r.search::text) > 1600");
+type CoveredSort = keyof typeof COVERED;
 
 const STAR_RANGES: readonly StarRange[] = ["0-10", "11-100", "101-1000", "1000+"];
 
@@ -97,35 +116,46 @@ function rankQuery(req: SearchRequest): SQL | null {
 		...req.text.terms.map((t) => wordQuery("plainto_tsquery", t)),
 		...req.text.phrases.map((p) => wordQuery("phraseto_tsquery", p)),
 	];
-	return items.length ? sql.join(items, sql` && `) : null;
-}
-
-/** The tsquery the GIN index answers: words, phrases, exclusions and topic lexemes, or null. */
-function matchQuery(req: SearchRequest): SQL | null {
-	const items = [
-		...req.text.terms.map((t) => wordQuery("plainto_tsquery", t)),
-		...req.text.phrases.map((p) => wordQuery("phraseto_tsquery", p)),
-		...req.text.excluded.map(
-			(x) => sql`!!${wordQuery(x.includes(" ") ? "phraseto_tsquery" : "plainto_tsquery", x)}`,
-		),
-		// Topics are in `search` with the 'simple' configuration: a cheap index pre-filter.
-		...req.topics.map((t) => sql`phraseto_tsquery('simple', ${t}::text)`),
-	];
 	return items.length ? sql`(${sql.join(items, sql` && `)})` : null;
 }
 
-/** B: the text, topic and fork conditions (everything but language and stars). */
-function baseWhere(req: SearchRequest): SQL {
+/**
+ * The tsquery the GIN index answers, or null: the words and phrases, plus — when there are words —
+ * each topic's lexeme (topics are in `search` with the 'simple' configuration), so one GIN scan
+ * intersects them instead of AND-ing two large bitmaps.
+ */
+function matchQuery(req: SearchRequest): SQL | null {
+	const rank = rankQuery(req);
+	if (!rank) return null;
+	const topics = req.topics.map((t) => sql`phraseto_tsquery('simple', ${t}::text)`);
+	return topics.length ? sql`(${rank} && ${sql.join(topics, sql` && `)})` : rank;
+}
+
+/**
+ * B: the text, topic and fork conditions (everything but language and stars). Exclusions are a
+ * separate NOT (…) filter: inside the indexed tsquery, GIN would read the excluded word's whole
+ * posting list. `indexable: false` writes the match as ts_match_vq(…), the function behind @@ that
+ * no index answers: where a selective b-tree filter exists, the planner then walks that index
+ * instead of intersecting it with a large GIN bitmap (which it costs far too low).
+ */
+function baseWhere(req: SearchRequest, indexable = true): SQL {
 	const parts: SQL[] = [];
 	const match = matchQuery(req);
-	if (match) parts.push(sql`r.search @@ ${match}`);
-	if (req.topics.length) {
-		parts.push(
-			sql`r.topics @> ARRAY[${sql.join(
-				req.topics.map((t) => sql`${t}::text`),
-				sql`, `,
-			)}]`,
+	if (match) parts.push(indexable ? sql`r.search @@ ${match}` : sql`ts_match_vq(r.search, ${match})`);
+	if (req.text.excluded.length) {
+		const excluded = req.text.excluded.map((x) =>
+			wordQuery(x.includes(" ") ? "phraseto_tsquery" : "plainto_tsquery", x),
 		);
+		parts.push(sql`NOT ts_match_vq(r.search, ${sql.join(excluded, sql` || `)})`);
+	}
+	if (req.topics.length) {
+		const topics = sql`ARRAY[${sql.join(
+			req.topics.map((t) => sql`${t}::text`),
+			sql`, `,
+		)}]`;
+		// Alone, topics use their own GIN index; with words the tsquery narrows already and the
+		// exact check is the function form (no second bitmap, no double-counted selectivity).
+		parts.push(match ? sql`arraycontains(r.topics, ${topics})` : sql`r.topics @> ${topics}`);
 	}
 	if (req.fork === "exclude") parts.push(sql`NOT r.is_fork`);
 	if (req.fork === "only") parts.push(sql`r.is_fork`);
@@ -178,6 +208,8 @@ export function searchSql(req: SearchRequest, tuning: SearchTuning = DEFAULT_TUN
 	const L = languageWhere(req);
 	const S = starsWhere(req);
 	const P = and([B, ...(L ? [L] : []), ...(S ? [S] : [])]);
+	// P with the match hidden from GIN (see baseWhere): for scans that have a selective b-tree.
+	const pWalk = and([baseWhere(req, false), ...(L ? [L] : []), ...(S ? [S] : [])]);
 	const lOk = L ?? sql`TRUE`;
 	const sOk = S ?? sql`TRUE`;
 	const limit = sql`${req.limit}::int`;
@@ -190,11 +222,13 @@ export function searchSql(req: SearchRequest, tuning: SearchTuning = DEFAULT_TUN
 	const { column, order } = sortKey(sort);
 	// Ordinals: position within the page, so the final aggregate keeps the order.
 	const ord = sql`row_number() OVER (ORDER BY ${order})`;
-	// Mode "p" needs a b-tree-indexed filter (a known language, a stars range) that is itself
-	// selective: when B is large, finding P through B's GIN bitmap would cost as much as B.
+	// Mode "p" needs a cheap way to P when B is large (finding P through B's GIN bitmap would
+	// cost as much as B): a selective b-tree filter (a known language, a stars range) walked with
+	// the match hidden from GIN, or stars >= 100, where the popular partial GIN index answers.
+	const popularOnly = (req.stars.min ?? 0) >= 100;
 	const narrow: SQL[] = [];
 	if (L && req.language?.known) narrow.push(sql`l_all`);
-	if (S) narrow.push(sql`s_all`);
+	if (S) narrow.push(popularOnly ? sql`0` : sql`s_all`);
 	const hasP = narrow.length > 0;
 
 	// rows_b / rows_p: the exact scans (at most one runs, only when the mode asks for it). For
@@ -215,25 +249,53 @@ export function searchSql(req: SearchRequest, tuning: SearchTuning = DEFAULT_TUN
 			ORDER BY ${order} LIMIT ${limit} OFFSET ${offset}) x`);
 	const fits = (cte: string) => sql`(SELECT count(*) FROM ${sql.raw(cte)}) <= ${H}`;
 
-	// The page straight from the indexes: the sort's b-tree, or relevance's window then stars.
-	const direct = relevance
-		? sql`
+	const ctes: SQL[] = [];
+	// Positions [from, end) of P in a covered order: the head (index-only) then the tail.
+	const covered = (name: string, sortName: CoveredSort, from: SQL, end: SQL, ordBase: number) => {
+		const { column, min } = COVERED[sortName];
+		const head = sql.raw(name);
+		const headCount = sql`(SELECT count(*) FROM ${head})`;
+		const part = (size: SQL) => sql`(SELECT r.id, ${column} AS k FROM repositories r
+		WHERE ${P} AND ${column} >= ${min} AND ${size} ORDER BY ${column} DESC NULLS LAST, r.id LIMIT ${end})`;
+		ctes.push(sql`${head} AS MATERIALIZED (
+	SELECT id, k FROM (${part(FITS)} UNION ALL ${part(OVERSIZE)}) u ORDER BY k DESC NULLS LAST, id LIMIT ${end}
+)`);
+		return sql`
+			SELECT id, ${ordBase} + row_number() OVER (ORDER BY k DESC NULLS LAST, id) AS ord FROM (
+				SELECT id, k FROM ${head} ORDER BY k DESC NULLS LAST, id OFFSET ${from}) h
+			UNION ALL
+			SELECT id, ${ordBase + 1_000_000} + row_number() OVER (ORDER BY k DESC NULLS LAST, id) FROM (
+				SELECT r.id, ${column} AS k FROM repositories r WHERE ${P} AND ${column} < ${min}
+				ORDER BY ${column} DESC NULLS LAST, r.id
+				OFFSET greatest(0, ${from} - ${headCount})
+				LIMIT greatest(0, ${end} - greatest(${from}, ${headCount}))) t`;
+	};
+
+	// The page straight from the indexes (modes "sample", or an exact scan that overflowed).
+	let direct: SQL;
+	if (relevance) {
+		// The window's ranked rows first, then P in stars order from position |win| on. A page past
+		// the window only needs its size: the one-time filter skips scoring it.
+		const winCount = sql`(SELECT count(*) FROM win_ids)`;
+		const from = sql`greatest(${offset}, ${winCount})`;
+		direct = sql`
 		SELECT id, ord FROM (
 			SELECT id, ${ord} AS ord FROM (
-				SELECT id, stars, k FROM win ORDER BY ${order} LIMIT ${limit} OFFSET ${offset}) w
+				SELECT id, stars, k FROM win WHERE ${offset} < ${tuning.relevanceWindow}::int
+				ORDER BY ${order} LIMIT ${limit} OFFSET ${offset}) w
 			UNION ALL
-			SELECT id, 1000000 + row_number() OVER (ORDER BY stars DESC NULLS LAST, id) FROM (
-				SELECT r.id, r.stars FROM repositories r WHERE ${P}
-				ORDER BY r.stars DESC NULLS LAST, r.id
-				OFFSET greatest(${offset}, (SELECT count(*) FROM win))
-				LIMIT greatest(0, ${offset} + ${limit} - greatest(${offset}, (SELECT count(*) FROM win)))) t
-		) d`
-		: sql`
+			${covered("tail_s", "stars", from, sql`${offset} + ${limit}`, 1_000_000)}
+		) d`;
+	} else if (sort === "stars" || sort === "forks") {
+		direct = sql`SELECT id, ord FROM (${covered("head_s", sort, offset, sql`${offset} + ${limit}`, 0)}) d`;
+	} else {
+		direct = sql`
 		SELECT id, ${ord} AS ord FROM (
 			SELECT r.id, ${column} AS k FROM repositories r WHERE ${P}
 			ORDER BY ${column} DESC NULLS LAST, r.id LIMIT ${limit} OFFSET ${offset}) d`;
+	}
 
-	const ctes: SQL[] = [
+	ctes.unshift(
 		sql`stats AS MATERIALIZED (
 	SELECT rows, CASE WHEN rows IS NULL THEN 100 ELSE least(100, 100 * ${tuning.sampleRows}::int / greatest(rows, 1)) END AS pct
 	FROM (SELECT CASE WHEN c.reltuples > 0 AND c.relpages > 0
@@ -262,13 +324,18 @@ export function searchSql(req: SearchRequest, tuning: SearchTuning = DEFAULT_TUN
 			coalesce(sum(seen) FILTER (WHERE s), 0)::int AS s_all FROM sample) e) est) modes
 )`,
 		sql`rows_b AS MATERIALIZED (${exactRows(B, lOk, sOk)})`,
-	];
-	if (hasP) ctes.push(sql`rows_p AS MATERIALIZED (${exactRows(P, sql`TRUE`, sql`TRUE`)})`);
+	);
+	if (hasP)
+		ctes.push(sql`rows_p AS MATERIALIZED (${exactRows(popularOnly ? P : pWalk, sql`TRUE`, sql`TRUE`)})`);
 	if (relevance) {
-		ctes.push(sql`win AS MATERIALIZED (
-	SELECT w.id, w.stars, ${scoreExpr(req, "w")} AS k FROM (
-		SELECT r.id, r.stars, r.search, r.name FROM repositories r WHERE ${P} AND r.stars >= ${POPULAR}
-		ORDER BY r.stars DESC NULLS LAST, r.id LIMIT ${tuning.relevanceWindow}::int) w
+		// Ids first (index-only on the covered stars order, or the popular partial GIN), then the
+		// score of just those rows.
+		ctes.push(sql`win_ids AS MATERIALIZED (
+	SELECT r.id FROM repositories r
+	WHERE ${req.language?.known ? pWalk : P} AND r.stars >= ${POPULAR}
+	ORDER BY r.stars DESC NULLS LAST, r.id LIMIT ${tuning.relevanceWindow}::int
+), win AS MATERIALIZED (
+	SELECT r.id, r.stars, ${score} AS k FROM win_ids w JOIN repositories r ON r.id = w.id
 )`);
 	}
 	const exactCube = hasP

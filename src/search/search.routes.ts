@@ -37,11 +37,12 @@ const unreachable = () => new ApiError("internal_error", "search produced no bod
 
 export const search = new Hono<AppEnv>().get("/", async (c) => {
 	const req = parseInput(SearchQuery, c.req.query(), "query");
-	const { db, cache } = c.var.deps;
-	const result = await cache.read(
+	const { deps } = c.var;
+	const result = await deps.cache.read(
 		SEARCH_POLICY,
 		await cacheKeyOf(searchKey(req)),
-		async () => JSON.stringify(await searchRepositories(db, req)),
+		// deps.db is read inside the loader so that a cache hit never builds a database client.
+		async () => JSON.stringify(await searchRepositories(deps.db, req)),
 		readOptionsOf(c.req.header("cache-control")),
 	);
 	return cachedJson(c, SEARCH_POLICY, result, "public", unreachable);

@@ -1,0 +1,1 @@
+CREATE INDEX "repositories_topics_idx" ON "repositories" USING gin ("topics");

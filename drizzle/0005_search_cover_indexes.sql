@@ -1,0 +1,4 @@
+CREATE INDEX "repositories_stars_cover_idx" ON "repositories" USING btree ("stars" DESC NULLS LAST,"id","search","language","is_fork") WHERE "repositories"."stars" >= 10 AND octet_length("repositories"."search"::text) <= 1600;--> statement-breakpoint
+CREATE INDEX "repositories_stars_oversize_idx" ON "repositories" USING btree ("stars" DESC NULLS LAST,"id") WHERE "repositories"."stars" >= 10 AND octet_length("repositories"."search"::text) > 1600;--> statement-breakpoint
+CREATE INDEX "repositories_forks_cover_idx" ON "repositories" USING btree ("forks" DESC NULLS LAST,"id","search","language","is_fork") WHERE "repositories"."forks" >= 2 AND octet_length("repositories"."search"::text) <= 1600;--> statement-breakpoint
+CREATE INDEX "repositories_forks_oversize_idx" ON "repositories" USING btree ("forks" DESC NULLS LAST,"id") WHERE "repositories"."forks" >= 2 AND octet_length("repositories"."search"::text) > 1600;
