@@ -1,37 +1,65 @@
-// Tests run inside workerd (@cloudflare/vitest-plugin) against the real wrangler.toml. The global
-// setup (Node) starts the Neon and Upstash stand-ins over real Postgres and Redis, gives this run
-// its own database and Redis key prefix, and provides their addresses to the Worker's bindings.
+// Two projects, both run by `npm test`:
+//   workerd:  every test inside workerd (@cloudflare/vitest-plugin) against the real
+//             wrangler.toml. The global setup (Node) starts the Neon and Upstash stand-ins over
+//             real Postgres and Redis, gives this run its own database and Redis key prefix, and
+//             provides their addresses to the Worker's bindings.
+//   node-e2e: the browser end-to-end tests (test/e2e/, Node): the same global setup gives them a
+//             stack of their own; they run the built Worker in workerd (Miniflare's API) and drive
+//             Debian's Chromium with playwright-core. They run after the workerd project
+//             (sequence.groupOrder), so the two never compete for the machine's cores.
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 export default defineConfig({
-	plugins: [
-		cloudflareTest(({ inject }) => ({
-			wrangler: { configPath: "./wrangler.toml" },
-			// Analytics Engine and friends stay local: no Cloudflare account, no network.
-			remoteBindings: false,
-			miniflare: {
-				bindings: {
-					ENVIRONMENT: "test",
-					DATABASE_URL: inject("databaseUrl"),
-					NEON_HTTP_ENDPOINT: inject("neonHttpEndpoint"),
-					NEON_WS_PROXY: inject("neonWsProxy"),
-					UPSTASH_REDIS_REST_URL: inject("upstashUrl"),
-					UPSTASH_REDIS_REST_TOKEN: inject("upstashToken"),
-					REDIS_KEY_PREFIX: inject("redisKeyPrefix"),
-					JWT_SECRET: inject("jwtSecret"),
-					JWT_JWKS_URL: inject("jwksUrl"),
-					PYTHON_API_URL: inject("pythonApiUrl"),
+	test: {
+		// One access-log line per request is right for production and noise here (a root-only
+		// option: it applies to every project).
+		onConsoleLog: (log) => !log.includes('"msg":"request"'),
+		projects: [
+			{
+				plugins: [
+					cloudflareTest(({ inject }) => ({
+						wrangler: { configPath: "./wrangler.toml" },
+						// Analytics Engine and friends stay local: no Cloudflare account, no network.
+						remoteBindings: false,
+						miniflare: {
+							bindings: {
+								ENVIRONMENT: "test",
+								DATABASE_URL: inject("databaseUrl"),
+								NEON_HTTP_ENDPOINT: inject("neonHttpEndpoint"),
+								NEON_WS_PROXY: inject("neonWsProxy"),
+								UPSTASH_REDIS_REST_URL: inject("upstashUrl"),
+								UPSTASH_REDIS_REST_TOKEN: inject("upstashToken"),
+								REDIS_KEY_PREFIX: inject("redisKeyPrefix"),
+								JWT_SECRET: inject("jwtSecret"),
+								JWT_JWKS_URL: inject("jwksUrl"),
+								PYTHON_API_URL: inject("pythonApiUrl"),
+							},
+						},
+					})),
+				],
+				test: {
+					name: "workerd",
+					globalSetup: ["./test/node/global-setup.ts"],
+					include: ["test/**/*.test.ts"],
+					exclude: [...configDefaults.exclude, "test/e2e/**"],
+					testTimeout: 20_000,
+					hookTimeout: 60_000,
+					sequence: { groupOrder: 0 },
 				},
 			},
-		})),
-	],
-	test: {
-		globalSetup: ["./test/node/global-setup.ts"],
-		include: ["test/**/*.test.ts"],
-		testTimeout: 20_000,
-		// One access-log line per request is right for production and noise here.
-		onConsoleLog: (log) => !log.includes('"msg":"request"'),
-		hookTimeout: 60_000,
+			{
+				test: {
+					name: "node-e2e",
+					environment: "node",
+					globalSetup: ["./test/node/global-setup.ts"],
+					include: ["test/e2e/**/*.test.ts"],
+					// Building the bundle, starting workerd and Chromium, a restart and backoff.
+					testTimeout: 120_000,
+					hookTimeout: 240_000,
+					sequence: { groupOrder: 1 },
+				},
+			},
+		],
 	},
 });

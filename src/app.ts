@@ -9,6 +9,7 @@ import { docs } from "./ops/docs";
 import { health } from "./ops/health";
 import { me } from "./ops/me";
 import { events } from "./realtime/events.routes";
+import { live } from "./realtime/live.routes";
 import { stream } from "./realtime/stream.routes";
 import { repos } from "./repos/repos.routes";
 import { search } from "./search/search.routes";
@@ -28,6 +29,7 @@ export function createApp() {
 	app.route("/api/v1/fast/leaderboard", leaderboard);
 	app.route("/api/v1/stream", stream);
 	app.route("/api/v1/events", events);
+	app.route("/", live);
 	app.notFound(notFound);
 	app.onError(onError);
 	return app;
