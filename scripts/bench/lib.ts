@@ -14,14 +14,20 @@
 // loads this file too and needs none of them.
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { Agent, type ClientRequest, type IncomingMessage, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import type { Miniflare, V4WorkerdStructuredLog } from "miniflare";
-import { parse } from "smol-toml";
-import { ROOT } from "../lib/local-config.ts";
+import {
+	type ModuleType,
+	moduleTypeOf,
+	ROOT,
+	readWranglerToml,
+	readWranglerVars,
+	type WranglerToml,
+} from "../lib/local-config.ts";
 
 export const log = (line: string): void => console.log(`[bench] ${line}`);
 
@@ -129,33 +135,12 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Worker build and runtime
 
-interface WranglerToml {
-	compatibility_date?: string;
-	compatibility_flags?: string[];
-	vars?: Record<string, unknown>;
-	durable_objects?: { bindings?: { name: string; class_name: string }[] };
-	migrations?: { new_sqlite_classes?: string[] }[];
-	analytics_engine_datasets?: { binding: string; dataset: string }[];
-}
-
-type ModuleType = "ESModule" | "CommonJS" | "Text" | "Data" | "CompiledWasm";
-
 export interface WorkerBuild {
 	dir: string;
 	/** The bundle's modules, entry point first (what a deploy uploads). */
 	modules: { type: ModuleType; path: string }[];
 	config: WranglerToml;
 	vars: Record<string, string>;
-}
-
-/** Wrangler's default module rules (the project declares no `rules` of its own). */
-function moduleTypeOf(file: string): ModuleType | undefined {
-	if (/\.(m?js)$/.test(file)) return "ESModule";
-	if (/\.cjs$/.test(file)) return "CommonJS";
-	if (/\.(txt|html|sql)$/.test(file)) return "Text";
-	if (/\.bin$/.test(file)) return "Data";
-	if (/\.wasm$/.test(file)) return "CompiledWasm";
-	return undefined; // source maps, README.md
 }
 
 /** `wrangler deploy --dry-run --outdir <tmp>`: the very bundle a deploy would upload. */
@@ -173,8 +158,8 @@ export function buildWorker(): WorkerBuild {
 		env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
 		timeout: 180_000,
 	});
-	const config = parse(readFileSync(`${ROOT}wrangler.toml`, "utf8")) as WranglerToml;
-	const vars = Object.fromEntries(Object.entries(config.vars ?? {}).map(([k, v]) => [k, String(v)]));
+	const config = readWranglerToml();
+	const vars = readWranglerVars();
 	const modules: WorkerBuild["modules"] = [{ type: "ESModule", path: join(dir, "index.js") }];
 	let bytes = statSync(join(dir, "index.js")).size;
 	for (const file of readdirSync(dir).sort()) {

@@ -21,9 +21,35 @@ export function parseDotEnv(text: string): Record<string, string> {
 	return out;
 }
 
+/** The parts of wrangler.toml the Node-side tools read (runtime set-up for benches and e2e). */
+export interface WranglerToml {
+	compatibility_date?: string;
+	compatibility_flags?: string[];
+	vars?: Record<string, unknown>;
+	durable_objects?: { bindings?: { name: string; class_name: string }[] };
+	migrations?: { new_sqlite_classes?: string[] }[];
+	analytics_engine_datasets?: { binding: string; dataset: string }[];
+}
+
+export function readWranglerToml(): WranglerToml {
+	return parse(readFileSync(`${ROOT}wrangler.toml`, "utf8")) as WranglerToml;
+}
+
+/** wrangler.toml's [vars], as strings. */
 export function readWranglerVars(): Record<string, string> {
-	const config = parse(readFileSync(`${ROOT}wrangler.toml`, "utf8")) as { vars?: Record<string, unknown> };
-	return Object.fromEntries(Object.entries(config.vars ?? {}).map(([k, v]) => [k, String(v)]));
+	return Object.fromEntries(Object.entries(readWranglerToml().vars ?? {}).map(([k, v]) => [k, String(v)]));
+}
+
+export type ModuleType = "ESModule" | "CommonJS" | "Text" | "Data" | "CompiledWasm";
+
+/** Wrangler's default module rules (the project declares no `rules` of its own). */
+export function moduleTypeOf(file: string): ModuleType | undefined {
+	if (/\.(m?js)$/.test(file)) return "ESModule";
+	if (/\.cjs$/.test(file)) return "CommonJS";
+	if (/\.(txt|html|sql)$/.test(file)) return "Text";
+	if (/\.bin$/.test(file)) return "Data";
+	if (/\.wasm$/.test(file)) return "CompiledWasm";
+	return undefined; // source maps, README.md
 }
 
 export function readDevVars(): Record<string, string> {

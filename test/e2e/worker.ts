@@ -8,43 +8,21 @@
 // origin across restarts, and the test can hold the door shut (connections refused) while it
 // publishes events the page must then catch up on.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Miniflare, V4MiniflareOptions } from "miniflare";
-import { parse } from "smol-toml";
-import { ROOT } from "../../scripts/lib/local-config.ts";
-
-interface WranglerToml {
-	compatibility_date?: string;
-	compatibility_flags?: string[];
-	vars?: Record<string, unknown>;
-	durable_objects?: { bindings?: { name: string; class_name: string }[] };
-	migrations?: { new_sqlite_classes?: string[] }[];
-	analytics_engine_datasets?: { binding: string; dataset: string }[];
-}
-
-type ModuleType = "ESModule" | "CommonJS" | "Text" | "Data" | "CompiledWasm";
-
-function moduleTypeOf(file: string): ModuleType | undefined {
-	if (/\.(m?js)$/.test(file)) return "ESModule";
-	if (/\.cjs$/.test(file)) return "CommonJS";
-	if (/\.(txt|html|sql)$/.test(file)) return "Text";
-	if (/\.bin$/.test(file)) return "Data";
-	if (/\.wasm$/.test(file)) return "CompiledWasm";
-	return undefined;
-}
-
-export interface WranglerVars {
-	[name: string]: string;
-}
+import {
+	type ModuleType,
+	moduleTypeOf,
+	ROOT,
+	readWranglerToml,
+	readWranglerVars,
+} from "../../scripts/lib/local-config.ts";
 
 /** wrangler.toml's [vars], as strings. */
-export function wranglerVars(): WranglerVars {
-	const config = parse(readFileSync(`${ROOT}wrangler.toml`, "utf8")) as WranglerToml;
-	return Object.fromEntries(Object.entries(config.vars ?? {}).map(([k, v]) => [k, String(v)]));
-}
+export const wranglerVars = readWranglerVars;
 
 export class TestWorker {
 	#mf: Miniflare | undefined;
@@ -86,7 +64,7 @@ export class TestWorker {
 	}
 
 	#optionsFor(bindings: Record<string, string>): V4MiniflareOptions {
-		const config = parse(readFileSync(`${ROOT}wrangler.toml`, "utf8")) as WranglerToml;
+		const config = readWranglerToml();
 		const modules: { type: ModuleType; path: string }[] = [
 			{ type: "ESModule", path: join(this.#buildDir, "index.js") },
 		];
