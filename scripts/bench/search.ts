@@ -1,34 +1,13 @@
-// `npm run bench:search`: GET /api/v1/fast/search at 1,000,000 repositories, uncached.
-//
-// 1. Makes sure DATABASE_URL (default .../gitinsight_bench on 127.0.0.1:5432) exists, is migrated
-//    and holds exactly REPOS repositories of the project's seed (seeds it otherwise: ~3 min).
-// 2. For a fixed query mix by class, measures p50/p95/p99 of
-//      (a) the SQL alone: the exact statement the Worker sends (searchSql → drizzle's PgDialect),
-//          run through node-postgres with the parameters bound;
-//      (b) the baseline a typical service would write: ILIKE '%word%' on name/description with the
-//          sort, LIMIT/OFFSET, plus a separate COUNT(*), a GROUP BY language and a star-range CASE
-//          GROUP BY (the same facet semantics), run one after another on one connection;
-//      (c) the Worker: `wrangler dev` (local workerd) with the Neon stand-in pointed at the same
-//          database, HTTP GETs with `Cache-Control: no-cache` so every request reaches the origin.
-// 3. Prints one table with the targets: p95 ≤ 30 ms SQL, ≤ 50 ms Worker, ≥ 20× the baseline's p95
-//    on the common-word class.
-// Loopback only; bounded in time (per-class budgets, a global deadline).
-//
-//   node scripts/bench/search.ts [--iterations N] [--baseline-iterations N] [--skip-worker] [--skip-baseline]
-//   env: DATABASE_URL, REPOS (1000000), SEED (1), BENCH_DEADLINE_S (900)
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
+import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import type { SQL } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
 import pg from "pg";
-import { ROOT } from "../lib/local-config.ts";
 import { databaseName, ensureDatabase, migrateDatabase, redactUrl, withDatabase } from "../lib/pg.ts";
 import { seedDatabase } from "../lib/seed.ts";
 import { startNeonStandIn } from "../stack/neon-standin.ts";
+import { buildWorker, startWorker as startBuiltWorker } from "./lib.ts";
 
 const { values: args } = parseArgs({
 	options: {
@@ -267,7 +246,7 @@ async function ensureBenchDatabase(): Promise<void> {
 	log(`seeded ${s.repositories} repositories in ${(s.ms / 1000).toFixed(0)} s`);
 }
 
-async function freePort(): Promise<number> {
+async function _freePort(): Promise<number> {
 	return new Promise((resolve, reject) => {
 		const server = createServer();
 		server.once("error", reject);
@@ -289,83 +268,28 @@ async function startWorker(): Promise<Worker> {
 		pgHost: new URL(URL_).hostname,
 		pgPort: Number(new URL(URL_).port || 5432),
 	});
-	const dir = mkdtempSync(join(tmpdir(), "gi-bench-search-"));
 	const workerDb = new URL(withDatabase(URL_, databaseName(URL_)));
 	workerDb.hostname = "db.localtest.me";
 	workerDb.port = "5432";
 	workerDb.password ||= "local";
-	const envFile = join(dir, "worker.env");
-	writeFileSync(
-		envFile,
-		[
-			`DATABASE_URL=${workerDb}`,
-			`NEON_HTTP_ENDPOINT=${neon.httpEndpoint}`,
-			`NEON_WS_PROXY=${neon.wsProxy}`,
-			// No Redis tier: with no-cache every request goes to the origin anyway.
-			"UPSTASH_REDIS_REST_URL=",
-			"UPSTASH_REDIS_REST_TOKEN=",
-			`JWT_SECRET=bench-${"x".repeat(40)}`,
-			"",
-		].join("\n"),
-		{ mode: 0o600 },
-	);
-	const port = await freePort();
-	const child: ChildProcess = spawn(
-		`${ROOT}node_modules/.bin/wrangler`,
-		[
-			"dev",
-			"--ip",
-			"127.0.0.1",
-			"--port",
-			String(port),
-			"--inspector-port",
-			String(await freePort()),
-			"--persist-to",
-			join(dir, "state"),
-			"--env-file",
-			envFile,
-			"--show-interactive-dev-session=false",
-			"--log-level",
-			"warn",
-		],
-		{
-			cwd: ROOT,
-			stdio: ["ignore", "ignore", "pipe"],
-			env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
-		},
-	);
-	let stderr = "";
-	child.stderr?.on("data", (d: Buffer) => {
-		stderr = (stderr + d.toString()).slice(-4000);
+	// The deploy bundle on workerd through Miniflare's Node API, like the other benchmarks: no
+	// `wrangler dev` proxy in the measured path.
+	const running = await startBuiltWorker(buildWorker(), "search", {
+		DATABASE_URL: workerDb.toString(),
+		NEON_HTTP_ENDPOINT: neon.httpEndpoint,
+		NEON_WS_PROXY: neon.wsProxy,
+		// No Redis tier: with no-cache every request goes to the origin anyway.
+		UPSTASH_REDIS_REST_URL: "",
+		UPSTASH_REDIS_REST_TOKEN: "",
+		JWT_SECRET: `bench-${"x".repeat(40)}`,
 	});
-	const base = `http://127.0.0.1:${port}`;
-	const stop = async () => {
-		if (child.exitCode === null && child.pid !== undefined) {
-			child.kill("SIGTERM");
-			await new Promise((resolve) => {
-				const t = setTimeout(() => {
-					child.kill("SIGKILL");
-					resolve(undefined);
-				}, 5000);
-				child.once("exit", () => resolve(clearTimeout(t)));
-			});
-		}
-		await neon.close();
-		rmSync(dir, { recursive: true, force: true });
+	return {
+		base: running.origin,
+		stop: async () => {
+			await running.mf.dispose();
+			await neon.close();
+		},
 	};
-	const started = Date.now();
-	while (Date.now() - started < 60_000) {
-		if (child.exitCode !== null) break;
-		try {
-			const res = await fetch(`${base}/ping`);
-			if (res.ok) return { base, stop };
-		} catch {
-			// not listening yet
-		}
-		await new Promise((r) => setTimeout(r, 250));
-	}
-	await stop();
-	throw new Error(`wrangler dev did not start:\n${stderr}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -453,7 +377,7 @@ async function main(): Promise<void> {
 
 	// (c) through the Worker
 	if (!args["skip-worker"]) {
-		log("(c) starting wrangler dev against the benchmark database");
+		log("(c) starting the built Worker on workerd (Miniflare API) against the benchmark database");
 		const worker = await startWorker();
 		try {
 			log(`(c) the Worker at ${worker.base}: ${ITERATIONS} timed GETs per class, Cache-Control: no-cache`);
