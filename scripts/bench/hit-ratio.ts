@@ -392,7 +392,7 @@ runBench(async (signal) => {
 		),
 	];
 	console.log(
-		`\nafter warm-up (${fmtInt(warm)} requests), measured ${fmtInt(r.sent)}: hit = X-Cache HIT or STALE; ideal = the best any cache could do on this trace without expiry (only the first request of a key misses); colo-local ideal = the same without a shared tier (Redis). Entries older than fresh + stale-while-revalidate (summary 6 min) are reloaded, so a slow replay also loses hits to expiry`,
+		`\nafter warm-up (${fmtInt(warm)} requests), measured ${fmtInt(r.sent)}: hit = X-Cache HIT or STALE; ideal = the best any cache could do on this trace without expiry (only the first request of a key misses); colo-local ideal = the same without a shared tier (Redis). Entries older than fresh + stale-while-revalidate (summary 35 min) are reloaded, so a slow replay also loses hits to expiry`,
 	);
 	const header = [
 		"slice",
