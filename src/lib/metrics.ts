@@ -1,0 +1,219 @@
+// Analytics Engine datapoints: one typed, versioned layout per kind of event, and the writer.
+//
+// Layout version 1 (blob2 = "1"). Every point names its kind in blob1 and its layout version in
+// blob2, so queries can select a layout and a later version can move slots without mixing.
+//
+//   kind "request"  one per HTTP request the Worker answers (not /ping)
+//     index1  "request:<route pattern>"          (AE samples equitably per index value)
+//     blob3   method            blob4  route pattern (never the raw path; "unmatched" for 404s)
+//     blob5   status code       blob6  cache result: hit | stale | miss | "" (not cached)
+//     blob7   cache tier: memory | edge | redis | origin | ""
+//     blob8   colo ("" when unknown)   blob9  error code ("" on success)
+//     blob10  caller: anonymous | user | admin | service
+//     double1 duration in seconds      double2 status code      double3 response bytes (-1 unknown)
+//
+//   kind "hub"      one per socket connect/disconnect and per publish, from the Durable Objects
+//     index1  "hub:<hub name>"
+//     blob3   hub kind: repo | global   blob4  hub name   blob5  action: connect | disconnect | publish
+//     double1 sockets open after the action   double2 events newly logged   double3 messages sent
+//
+//   kind "ingest"   one per event type per POST /api/v1/events[/batch]
+//     index1  "ingest:<type>"
+//     blob3   event type (custom x-* types are counted as "custom")
+//     double1 events accepted   double2 duplicates (ids seen before)
+//
+// Writing never throws and never waits: writeDataPoint is fire-and-forget, and the optional
+// local sink (AE_SINK_URL, dev and tests only: Analytics Engine has no local storage) is posted
+// to from ctx.waitUntil, batched per isolate.
+import type { BackgroundContext } from "../deps";
+
+export const LAYOUT_VERSION = "1";
+
+export const CACHE_RESULTS = ["hit", "stale", "miss"] as const;
+export const CACHE_TIERS = ["memory", "edge", "redis", "origin"] as const;
+
+export interface RequestPoint {
+	method: string;
+	route: string;
+	status: number;
+	cache: (typeof CACHE_RESULTS)[number] | "";
+	tier: (typeof CACHE_TIERS)[number] | "";
+	colo: string;
+	errorCode: string;
+	caller: "anonymous" | "user" | "admin" | "service";
+	durationSeconds: number;
+	responseBytes: number;
+}
+
+export interface HubPoint {
+	hubKind: "repo" | "global";
+	hub: string;
+	action: "connect" | "disconnect" | "publish";
+	sockets: number;
+	published: number;
+	delivered: number;
+}
+
+export interface IngestPoint {
+	type: string;
+	accepted: number;
+	duplicates: number;
+}
+
+/** AE allows one index of at most 96 bytes; longer values would drop the whole point. */
+const MAX_INDEX_BYTES = 96;
+/** 16 KB of blobs per point: no blob of ours comes near, but a route or name is capped anyway. */
+const MAX_BLOB_CHARS = 256;
+
+function index(value: string): string {
+	const bytes = new TextEncoder().encode(value);
+	if (bytes.length <= MAX_INDEX_BYTES) return value;
+	// Cut on a character boundary: decode the prefix and drop a trailing partial character.
+	return new TextDecoder().decode(bytes.slice(0, MAX_INDEX_BYTES)).replace(/\uFFFD$/, "");
+}
+
+function blob(value: string): string {
+	return value.length <= MAX_BLOB_CHARS ? value : value.slice(0, MAX_BLOB_CHARS);
+}
+
+export function requestDataPoint(p: RequestPoint): AnalyticsEngineDataPoint {
+	return {
+		indexes: [index(`request:${p.route}`)],
+		blobs: [
+			"request",
+			LAYOUT_VERSION,
+			blob(p.method),
+			blob(p.route),
+			String(p.status),
+			p.cache,
+			p.tier,
+			blob(p.colo),
+			blob(p.errorCode),
+			p.caller,
+		],
+		doubles: [p.durationSeconds, p.status, p.responseBytes],
+	};
+}
+
+export function hubDataPoint(p: HubPoint): AnalyticsEngineDataPoint {
+	return {
+		indexes: [index(`hub:${p.hub}`)],
+		blobs: ["hub", LAYOUT_VERSION, p.hubKind, blob(p.hub), p.action],
+		doubles: [p.sockets, p.published, p.delivered],
+	};
+}
+
+/** Event types outside the pipeline's own are counted together, so labels stay bounded. */
+export function ingestTypeLabel(type: string): string {
+	return type.startsWith("x-") ? "custom" : type;
+}
+
+export function ingestDataPoint(p: IngestPoint): AnalyticsEngineDataPoint {
+	const type = ingestTypeLabel(p.type);
+	return {
+		indexes: [index(`ingest:${type}`)],
+		blobs: ["ingest", LAYOUT_VERSION, blob(type)],
+		doubles: [p.accepted, p.duplicates],
+	};
+}
+
+/** What the local sink receives: the points as written, with their write time. */
+export interface SinkBatch {
+	dataset: string;
+	points: { timestamp: number; indexes: string[]; blobs: string[]; doubles: number[] }[];
+}
+
+const SINK_MAX_BATCH = 500;
+const SINK_TIMEOUT_MS = 2000;
+
+/** Points held while the sink is slow; beyond this the oldest are dropped. */
+const SINK_MAX_PENDING = 10_000;
+
+// Isolate-scoped buffer for the local sink: points from concurrent requests go out together.
+const pending: SinkBatch["points"] = [];
+let flushing = false;
+let sinkFailures = 0;
+
+async function flushSink(url: string, dataset: string): Promise<void> {
+	while (pending.length > 0) {
+		const points = pending.splice(0, SINK_MAX_BATCH);
+		try {
+			const res = await fetch(url, {
+				method: "POST",
+				headers: { "content-type": "application/json" },
+				body: JSON.stringify({ dataset, points } satisfies SinkBatch),
+				signal: AbortSignal.timeout(SINK_TIMEOUT_MS),
+			});
+			await res.body?.cancel();
+			if (!res.ok) throw new Error(`sink answered ${res.status}`);
+		} catch (err) {
+			// Metrics are best-effort: the points are dropped, and the first failures are logged.
+			if (sinkFailures++ < 3) {
+				console.warn(
+					JSON.stringify({
+						level: "warn",
+						msg: "metrics sink unreachable",
+						error: err instanceof Error ? err.name : "unknown",
+					}),
+				);
+			}
+			pending.length = 0;
+			return;
+		}
+	}
+}
+
+export interface MetricsOptions {
+	dataset: AnalyticsEngineDataset | undefined;
+	/** AE dataset name (for the local sink). */
+	datasetName: string;
+	sinkUrl: string | undefined;
+	ctx: BackgroundContext;
+}
+
+/** The writer handed to routes and Durable Objects. */
+export class Metrics {
+	readonly #opts: MetricsOptions;
+
+	constructor(opts: MetricsOptions) {
+		this.#opts = opts;
+	}
+
+	write(point: AnalyticsEngineDataPoint): void {
+		const { dataset, sinkUrl, datasetName, ctx } = this.#opts;
+		try {
+			dataset?.writeDataPoint(point);
+		} catch (err) {
+			// A binding error must never reach the response; it is logged once per isolate.
+			if (sinkFailures++ < 3) {
+				console.warn(
+					JSON.stringify({
+						level: "warn",
+						msg: "analytics engine write failed",
+						error: err instanceof Error ? err.message : "unknown",
+					}),
+				);
+			}
+		}
+		if (!sinkUrl) return;
+		pending.push({
+			timestamp: Date.now(),
+			indexes: (point.indexes ?? []).map(String),
+			blobs: (point.blobs ?? []).map((b) => (typeof b === "string" ? b : "")),
+			doubles: [...(point.doubles ?? [])],
+		});
+		if (pending.length > SINK_MAX_PENDING) pending.splice(0, pending.length - SINK_MAX_PENDING);
+		if (flushing) return;
+		flushing = true;
+		try {
+			ctx.waitUntil(
+				flushSink(sinkUrl, datasetName).finally(() => {
+					flushing = false;
+				}),
+			);
+		} catch {
+			// Outside a request (no waitUntil): the next write flushes the buffer.
+			flushing = false;
+		}
+	}
+}
