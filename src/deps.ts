@@ -4,6 +4,7 @@
 import { createDb, type Db } from "./db/client";
 import { type Config, getConfig } from "./env";
 import { LayeredCache } from "./lib/cache";
+import { Metrics } from "./lib/metrics";
 import { createRedis, RedisKeys, type RedisLike } from "./lib/redis";
 
 /** The part of the execution context the app uses. */
@@ -19,6 +20,8 @@ export interface Deps {
 	/** null when no Redis is configured (local runs without Redis). */
 	readonly redis: RedisLike | null;
 	keys: RedisKeys;
+	/** Analytics Engine datapoints (src/lib/metrics.ts); writing never throws or waits. */
+	readonly metrics: Metrics;
 	/** Memory → edge (Cache API) → Redis → origin read-through cache. */
 	readonly cache: LayeredCache;
 	now: () => number;
@@ -31,6 +34,7 @@ export function createDeps(env: Env, ctx: BackgroundContext): Deps {
 	let db: Db | undefined;
 	let redis: RedisLike | null | undefined;
 	let cache: LayeredCache | undefined;
+	let metrics: Metrics | undefined;
 	const now = () => Date.now();
 	const deps: Deps = {
 		config,
@@ -57,8 +61,23 @@ export function createDeps(env: Env, ctx: BackgroundContext): Deps {
 			});
 			return cache;
 		},
+		get metrics() {
+			metrics ??= metricsFor(env, ctx);
+			return metrics;
+		},
 		keys: new RedisKeys(config.REDIS_KEY_PREFIX),
 		now,
 	};
 	return deps;
+}
+
+/** The datapoint writer for a request or a Durable Object (whose ctx also has waitUntil). */
+export function metricsFor(env: Env, ctx: BackgroundContext): Metrics {
+	const config = getConfig(env);
+	return new Metrics({
+		dataset: env.METRICS,
+		datasetName: config.AE_DATASET,
+		sinkUrl: config.AE_SINK_URL,
+		ctx,
+	});
 }

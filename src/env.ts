@@ -8,6 +8,8 @@ export type AppVariables = {
 	requestId: string;
 	deps: Deps;
 	principal: Principal;
+	/** The error code of an error answer, for the access log and the metrics datapoint. */
+	errorCode: string;
 };
 
 export type AppEnv = { Bindings: Env; Variables: AppVariables };
@@ -17,6 +19,30 @@ const optionalUrl = z
 	.trim()
 	.transform((v) => (v === "" ? undefined : v))
 	.pipe(z.url({ protocol: /^https?$/ }).optional());
+
+/** A rate-limit budget: `limit` requests per `windowS` seconds. */
+export interface RateBudget {
+	limit: number;
+	windowS: number;
+}
+
+/** "<requests>/<seconds>" (e.g. "120/60"), or "off". */
+const rateBudget = (fallback: string) =>
+	z
+		.string()
+		.trim()
+		.default(fallback)
+		.transform((v, ctx): RateBudget | null => {
+			if (v === "off") return null;
+			const m = /^(\d{1,9})\/(\d{1,6})$/.exec(v);
+			const limit = Number(m?.[1]);
+			const windowS = Number(m?.[2]);
+			if (!m || limit < 1 || windowS < 1 || windowS > 86_400) {
+				ctx.addIssue({ code: "custom", message: 'expected "<requests>/<seconds>" (e.g. "120/60") or "off"' });
+				return z.NEVER;
+			}
+			return { limit, windowS };
+		});
 
 const ConfigSchema = z.object({
 	APP_VERSION: z.string().min(1).default("0.0.0"),
@@ -45,11 +71,28 @@ const ConfigSchema = z.object({
 	HEALTH_TIMEOUT_MS: z.coerce.number().int().min(50).max(10_000).default(1500),
 	CACHE_MEMORY_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(2000),
 	GLOBAL_HUB_SHARDS: z.coerce.number().int().min(1).max(64).default(4),
+	RATE_LIMIT_SEARCH: rateBudget("120/60"),
+	RATE_LIMIT_READ: rateBudget("600/60"),
+	RATE_LIMIT_EVENTS: rateBudget("3000/60"),
+	AE_DATASET: z
+		.string()
+		.regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, "must be an Analytics Engine dataset name")
+		.default("gitinsight_requests"),
+	AE_SQL_URL: optionalUrl.optional(),
+	AE_API_TOKEN: z.string().optional(),
+	AE_SINK_URL: optionalUrl.optional(),
+	METRICS_TOKEN: z
+		.string()
+		.optional()
+		.transform((v) => (v ? v : undefined)),
+	METRICS_CACHE_TTL_MS: z.coerce.number().int().min(0).max(300_000).default(10_000),
 });
 
 export type Config = z.infer<typeof ConfigSchema> & {
 	/** Redis is optional locally: without a URL and token the app runs without the L2 tier. */
 	redis?: { url: string; token: string };
+	/** Rate-limit budgets by name; null = that budget is off. */
+	rateLimits: Record<"search" | "read" | "events", RateBudget | null>;
 };
 
 // Isolate-scoped memo: `env` is the same object for every request of an isolate, so the
@@ -66,10 +109,11 @@ export function getConfig(env: Env): Config {
 		throw new ConfigError(detail);
 	}
 	const c = result.data;
+	const rateLimits = { search: c.RATE_LIMIT_SEARCH, read: c.RATE_LIMIT_READ, events: c.RATE_LIMIT_EVENTS };
 	const config: Config =
 		c.UPSTASH_REDIS_REST_URL && c.UPSTASH_REDIS_REST_TOKEN
-			? { ...c, redis: { url: c.UPSTASH_REDIS_REST_URL, token: c.UPSTASH_REDIS_REST_TOKEN } }
-			: c;
+			? { ...c, rateLimits, redis: { url: c.UPSTASH_REDIS_REST_URL, token: c.UPSTASH_REDIS_REST_TOKEN } }
+			: { ...c, rateLimits };
 	parsed.set(env, config);
 	return config;
 }

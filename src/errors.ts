@@ -77,6 +77,7 @@ export class ApiError extends Error {
 }
 
 function errorResponse(c: Context<AppEnv>, err: ApiError): Response {
+	c.set("errorCode", err.code);
 	const body: ErrorBody = {
 		error: {
 			code: err.code,

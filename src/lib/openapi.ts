@@ -19,6 +19,8 @@ export interface ApiOperation {
 	errors?: number[];
 	/** Whether the answer is served through the layered cache (adds X-Cache headers, 304). */
 	cached?: boolean;
+	/** The 200 answer's media type when it is not JSON (e.g. Prometheus text). */
+	mediaType?: string;
 }
 
 const ErrorEnvelope = z.object({
@@ -55,6 +57,8 @@ const ERROR_TEXT: Record<number, string> = {
 	401: "Missing or invalid bearer token",
 	403: "The token's role is not allowed here",
 	404: "Not found",
+	413: "The body is over the endpoint's limit",
+	415: "The body must be application/json",
 	426: "WebSocket upgrade required",
 	429: "Rate limited (Retry-After)",
 	500: "Internal error (never for bad input)",
@@ -82,7 +86,7 @@ export function buildOpenApi(ops: ApiOperation[], info: { version: string }) {
 							},
 						}
 					: {}),
-				content: { "application/json": { schema: schemaOf(op.response, "output") } },
+				content: { [op.mediaType ?? "application/json"]: { schema: schemaOf(op.response, "output") } },
 			},
 		};
 		if (op.cached) responses[304] = { description: ERROR_TEXT[304] };

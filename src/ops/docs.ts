@@ -12,6 +12,8 @@ import { adminOperations } from "./admin";
 import page from "./docs.html";
 import { healthOperations } from "./health";
 import { meOperations } from "./me";
+import { metricsOperations } from "./metrics";
+import { statsOperations } from "./stats";
 
 const operations: ApiOperation[] = [
 	...reposOperations,
@@ -22,6 +24,8 @@ const operations: ApiOperation[] = [
 	...healthOperations,
 	...meOperations,
 	...adminOperations,
+	...statsOperations,
+	...metricsOperations,
 ];
 
 // Isolate-scoped: the document depends only on code and APP_VERSION.

@@ -6,6 +6,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import type { Deps } from "../deps";
 import type { AppEnv } from "../env";
+import { isolateFigures } from "../lib/isolate";
 import type { ApiOperation } from "../lib/openapi";
 import { withTimeout } from "../lib/timeout";
 
@@ -17,9 +18,6 @@ interface Check {
 	latency_ms?: number;
 	error?: string;
 }
-
-// Isolate start, taken at the first request: Workers' clock does not run during module init.
-let isolateStartedAt: number | undefined;
 
 /** Go-style duration, as the seed shows it: 72h15m30s. */
 export function formatUptime(ms: number): string {
@@ -82,7 +80,7 @@ export async function checkHealth(deps: Deps) {
 
 export const health = new Hono<AppEnv>().get("/", async (c) => {
 	const now = Date.now();
-	isolateStartedAt ??= now;
+	const { startedAt } = isolateFigures(now);
 	const { status, checks } = await checkHealth(c.var.deps);
 	c.header("Cache-Control", "no-store");
 	return c.json(
@@ -90,7 +88,7 @@ export const health = new Hono<AppEnv>().get("/", async (c) => {
 			status,
 			timestamp: new Date(now).toISOString(),
 			version: c.var.deps.config.APP_VERSION,
-			uptime: formatUptime(now - isolateStartedAt),
+			uptime: formatUptime(now - startedAt),
 			dependencies: {
 				database: checks.database.status,
 				redis: checks.redis.status,

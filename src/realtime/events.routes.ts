@@ -8,6 +8,7 @@ import { type Context, Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
+import { ingestDataPoint, ingestTypeLabel } from "../lib/metrics";
 import type { ApiOperation } from "../lib/openapi";
 import { requireRole } from "../middleware/auth";
 import { SUMMARY_POLICY } from "../repos/repos.routes";
@@ -16,10 +17,22 @@ import { EventBatchInput, EventInput, type HubEvent, LIMITS } from "./protocol";
 import { type Delivery, deliver, toHubEvent } from "./publish";
 
 async function publish(c: Context<AppEnv>, events: HubEvent[]): Promise<Delivery[]> {
-	const { cache, config, env } = c.var.deps;
+	const { cache, config, env, metrics } = c.var.deps;
 	const repos = new Set(events.flatMap((e) => (e.repository_id ? [e.repository_id] : [])));
 	await Promise.all([...repos].map((id) => cache.invalidate(SUMMARY_POLICY, id)));
-	return deliver(env, config, events);
+	const deliveries = await deliver(env, config, events);
+	// One datapoint per event type (custom types together), so a batch stays within AE's
+	// 25 writes per invocation.
+	const byType = new Map<string, { accepted: number; duplicates: number }>();
+	deliveries.forEach((d, i) => {
+		const type = ingestTypeLabel(events[i]?.type ?? "unknown");
+		const counts = byType.get(type) ?? { accepted: 0, duplicates: 0 };
+		if (d.status === "accepted") counts.accepted++;
+		else counts.duplicates++;
+		byType.set(type, counts);
+	});
+	for (const [type, counts] of byType) metrics.write(ingestDataPoint({ type, ...counts }));
+	return deliveries;
 }
 
 export const events = new Hono<AppEnv>()

@@ -3,4 +3,6 @@
 // so a shard's seq is its own: a client resumes on the shard it was told in `welcome`.
 import { Hub } from "./hub";
 
-export class GlobalHub extends Hub {}
+export class GlobalHub extends Hub {
+	protected readonly kind = "global";
+}

@@ -7,7 +7,9 @@
 // Hibernation drops this object's memory but not its sockets: per-socket state comes back
 // from attachments the first time a socket is touched after a wake-up (see #conn).
 import { DurableObject } from "cloudflare:workers";
+import { metricsFor } from "../deps";
 import { assertNever } from "../errors";
+import { type HubPoint, hubDataPoint, type Metrics } from "../lib/metrics";
 import { attachmentFor, type Conn, connOf, isAttachment, welcomeFor } from "./connection";
 import { EventLog, type Logged } from "./event-log";
 import { candidateTags, matches, subscribe, tagsFor, unsubscribe } from "./filter";
@@ -31,6 +33,9 @@ export abstract class Hub extends DurableObject<Env> {
 	// dropped without a close event (workerd#1187) cannot leak here.
 	readonly #conns = new WeakMap<WebSocket, Conn>();
 	#sockets: number | undefined;
+	#metrics: Metrics | null | undefined;
+	/** "repo" or "global", for the metrics datapoints. */
+	protected abstract readonly kind: HubPoint["hubKind"];
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
@@ -57,6 +62,7 @@ export abstract class Hub extends DurableObject<Env> {
 		const { since, protocol } = info.data;
 		if (info.data.reset) this.#reset(server, info.data.reset);
 		else if (since !== null) this.#catchUp(server, conn, since);
+		this.#record("connect", 0, 0);
 		return new Response(null, {
 			status: 101,
 			webSocket: client,
@@ -67,7 +73,9 @@ export abstract class Hub extends DurableObject<Env> {
 	/** RPC: logs and broadcasts the events not seen before; returns each event's seq. */
 	publish(events: HubEvent[]): PublishResult[] {
 		const { results, fresh } = this.#log.append(events, Date.now());
-		for (const event of fresh) this.#broadcast(event);
+		let sent = 0;
+		for (const event of fresh) sent += this.#broadcast(event);
+		if (fresh.length > 0) this.#record("publish", fresh.length, sent);
 		return results;
 	}
 
@@ -138,6 +146,7 @@ export abstract class Hub extends DurableObject<Env> {
 	override webSocketClose(ws: WebSocket, code: number, _reason: string, _wasClean: boolean): void {
 		try {
 			this.#forget(ws);
+			this.#record("disconnect", 0, 0);
 			// Complete the closing handshake; without it clients wait in CLOSING and report 1006.
 			// A no-op where the runtime already replied (web_socket_auto_reply_to_close).
 			ws.close(reciprocalCode(code), "closing");
@@ -149,6 +158,7 @@ export abstract class Hub extends DurableObject<Env> {
 	override webSocketError(ws: WebSocket, error: unknown): void {
 		try {
 			this.#forget(ws);
+			this.#record("disconnect", 0, 0);
 			logError("webSocketError", error);
 			ws.close(CLOSE.internalError, "socket error");
 		} catch {
@@ -211,12 +221,37 @@ export abstract class Hub extends DurableObject<Env> {
 		this.#send(ws, { type: "reset", reason, seq: head, oldest_seq: oldest });
 	}
 
-	#broadcast(event: Logged): void {
+	/** Sends an event to every socket whose filter takes it; returns how many. */
+	#broadcast(event: Logged): number {
+		let sent = 0;
 		for (const tag of candidateTags(event.type)) {
 			for (const ws of this.ctx.getWebSockets(tag)) {
 				const conn = this.#conn(ws);
-				if (conn && matches(conn.att.filter, conn.att.scope, event.type)) this.#sendRaw(ws, event.frame);
+				if (conn && matches(conn.att.filter, conn.att.scope, event.type)) {
+					this.#sendRaw(ws, event.frame);
+					sent++;
+				}
 			}
+		}
+		return sent;
+	}
+
+	/** One Analytics Engine datapoint; never throws (metrics must not break a hub). */
+	#record(action: HubPoint["action"], published: number, delivered: number): void {
+		try {
+			this.#metrics ??= metricsFor(this.env, this.ctx);
+			this.#metrics.write(
+				hubDataPoint({
+					hubKind: this.kind,
+					hub: this.ctx.id.name ?? this.ctx.id.toString(),
+					action,
+					sockets: this.#sockets ?? this.ctx.getWebSockets().length,
+					published,
+					delivered,
+				}),
+			);
+		} catch {
+			this.#metrics = null;
 		}
 	}
 

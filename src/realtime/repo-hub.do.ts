@@ -2,4 +2,6 @@
 // (idFromName(<lower-case repository id>)). Everything is in the shared Hub; see hub.ts.
 import { Hub } from "./hub";
 
-export class RepoHub extends Hub {}
+export class RepoHub extends Hub {
+	protected readonly kind = "repo";
+}

@@ -1,0 +1,189 @@
+// Rate limits for /api/v1: a sliding-window counter per budget and caller, kept in Upstash
+// Redis so every isolate and colo shares it.
+//   caller   the token's subject when the request carries a valid token ("sub:<sub>"), else the
+//            client IP (CF-Connecting-IP; IPv6 by its /64, since one host holds a whole /64)
+//   budgets  search (/api/v1/fast/search), events (/api/v1/events), read (everything else),
+//            each "<requests>/<seconds>" from RATE_LIMIT_SEARCH, RATE_LIMIT_READ, RATE_LIMIT_EVENTS
+//   window   two fixed windows weighted by how far the current one has run (Cloudflare's
+//            sliding-window approximation): count = previous × (1 − elapsed/window) + current.
+//            Only allowed requests are counted, so a client that backs off recovers on time.
+// Answers 429 `rate_limited` in the API envelope with Retry-After, and on every limited route
+// the IETF RateLimit headers (RateLimit-Policy / RateLimit, draft 9) and the older
+// RateLimit-Limit / -Remaining / -Reset trio many clients read.
+// Store down (no Redis, an error or the 250 ms command timeout): the request is allowed (fail
+// open: a Redis outage must not become an API outage), one warning per minute is logged, and
+// the limiter is skipped for STORE_BACKOFF_MS so a dead store costs no latency.
+import type { Context } from "hono";
+import { createMiddleware } from "hono/factory";
+import type { AppEnv, RateBudget } from "../env";
+import { ApiError } from "../errors";
+import { verifyToken } from "./auth";
+
+export const BUDGETS = ["search", "read", "events"] as const;
+export type BudgetName = (typeof BUDGETS)[number];
+
+/** Which budget a path spends. */
+export function budgetOf(path: string): BudgetName {
+	if (path === "/api/v1/fast/search" || path.startsWith("/api/v1/fast/search/")) return "search";
+	if (path === "/api/v1/events" || path.startsWith("/api/v1/events/")) return "events";
+	return "read";
+}
+
+// KEYS[1] current window, KEYS[2] previous window; ARGV: weight of the previous window (0..1),
+// limit, window length in ms. Returns {allowed 0|1, current count, previous count}.
+const SLIDING_WINDOW = `
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
+if prev * tonumber(ARGV[1]) + cur + 1 > tonumber(ARGV[2]) then
+  return {0, cur, prev}
+end
+cur = redis.call('INCR', KEYS[1])
+if cur == 1 then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 2) end
+return {1, cur, prev}
+`;
+
+const STORE_BACKOFF_MS = 10_000;
+const WARN_EVERY_MS = 60_000;
+
+// Isolate-scoped: when the store last failed, when that was last logged, and callers known to
+// be over a budget until a time (answered without a Redis round trip while it lasts).
+let storeDownUntil = 0;
+let lastWarnAt = 0;
+const blocked = new Map<string, number>();
+const BLOCKED_MAX = 10_000;
+
+/** The part of an IPv6 address that identifies a host: its /64. */
+export function clientKey(ip: string | undefined): string {
+	if (!ip) return "ip:unknown";
+	if (!ip.includes(":")) return `ip:${ip}`;
+	const [head = "", tail = ""] = ip.toLowerCase().split("::", 2);
+	const h = head ? head.split(":") : [];
+	const t = ip.includes("::") && tail ? tail.split(":") : [];
+	const groups = ip.includes("::")
+		? [...h, ...Array(Math.max(0, 8 - h.length - t.length)).fill("0"), ...t]
+		: h;
+	return `ip6:${groups
+		.slice(0, 4)
+		.map((g) => g.replace(/^0+(?=.)/, ""))
+		.join(":")}::/64`;
+}
+
+async function callerOf(c: Context<AppEnv>): Promise<string> {
+	const header = c.req.header("authorization");
+	const token = header ? /^Bearer[ ]+([A-Za-z0-9._~+/=-]+)\s*$/i.exec(header)?.[1] : undefined;
+	if (token) {
+		try {
+			const principal = await verifyToken(token, c.var.deps.config);
+			return `sub:${principal.sub}`;
+		} catch {
+			// An invalid token is limited by address; the route's auth answers the 401 itself.
+		}
+	}
+	return clientKey(c.req.header("cf-connecting-ip"));
+}
+
+interface Decision {
+	allowed: boolean;
+	remaining: number;
+	/** Seconds until the budget has room again (0 when it has). */
+	resetS: number;
+}
+
+function decide(budget: RateBudget, nowMs: number, allowed: boolean, cur: number, prev: number): Decision {
+	const windowMs = budget.windowS * 1000;
+	const elapsed = (nowMs % windowMs) / windowMs;
+	const used = prev * (1 - elapsed) + cur;
+	const remaining = Math.max(0, Math.floor(budget.limit - used));
+	const untilWindowEnd = (windowMs - (nowMs % windowMs)) / 1000;
+	let resetS = Math.ceil(untilWindowEnd);
+	if (!allowed && cur + 1 <= budget.limit && prev > 0) {
+		// Room comes back as the previous window's weight decays: prev × (1 − f) ≤ limit − cur − 1.
+		const f = 1 - (budget.limit - cur - 1) / prev;
+		resetS = Math.max(1, Math.ceil((f - elapsed) * budget.windowS));
+	}
+	return { allowed, remaining, resetS: Math.max(allowed ? 0 : 1, resetS) };
+}
+
+function setHeaders(c: Context<AppEnv>, name: BudgetName, budget: RateBudget, d: Decision): void {
+	c.header("RateLimit-Policy", `"${name}";q=${budget.limit};w=${budget.windowS}`);
+	c.header("RateLimit", `"${name}";r=${d.remaining};t=${d.resetS}`);
+	c.header("RateLimit-Limit", String(budget.limit));
+	c.header("RateLimit-Remaining", String(d.remaining));
+	c.header("RateLimit-Reset", String(d.resetS));
+}
+
+function warnStoreDown(err: unknown, now: number): void {
+	if (now - lastWarnAt < WARN_EVERY_MS) return;
+	lastWarnAt = now;
+	console.warn(
+		JSON.stringify({
+			level: "warn",
+			msg: "rate limiter store unavailable; allowing requests",
+			error: err instanceof Error ? err.name : "unknown",
+		}),
+	);
+}
+
+export const rateLimit = createMiddleware<AppEnv>(async (c, next) => {
+	const { config, redis, keys } = c.var.deps;
+	const name = budgetOf(c.req.path);
+	const budget = config.rateLimits[name];
+	if (!budget) return next();
+	const now = Date.now();
+	const caller = await callerOf(c);
+	const blockKey = `${name}|${caller}`;
+	const blockedUntil = blocked.get(blockKey);
+	if (blockedUntil !== undefined) {
+		if (blockedUntil > now) {
+			const resetS = Math.max(1, Math.ceil((blockedUntil - now) / 1000));
+			return reject(name, budget, { allowed: false, remaining: 0, resetS });
+		}
+		blocked.delete(blockKey);
+	}
+	if (!redis || now < storeDownUntil) return next();
+
+	const windowMs = budget.windowS * 1000;
+	const index = Math.floor(now / windowMs);
+	const elapsed = (now % windowMs) / windowMs;
+	let decision: Decision;
+	try {
+		const reply = await redis.eval<(number | string)[], [number, number, number]>(
+			SLIDING_WINDOW,
+			[keys.key("rl", name, caller, index), keys.key("rl", name, caller, index - 1)],
+			[(1 - elapsed).toFixed(6), String(budget.limit), String(windowMs)],
+		);
+		const [allowed, cur, prev] = reply.map(Number) as [number, number, number];
+		decision = decide(budget, now, allowed === 1, cur, prev);
+	} catch (err) {
+		storeDownUntil = now + STORE_BACKOFF_MS;
+		warnStoreDown(err, now);
+		return next();
+	}
+	if (!decision.allowed) {
+		if (blocked.size >= BLOCKED_MAX) blocked.clear();
+		blocked.set(blockKey, now + decision.resetS * 1000);
+		return reject(name, budget, decision);
+	}
+	setHeaders(c, name, budget, decision);
+	await next();
+});
+
+function reject(name: BudgetName, budget: RateBudget, d: Decision): never {
+	throw new ApiError("rate_limited", `too many ${name} requests; retry in ${d.resetS} s`, {
+		headers: {
+			"Retry-After": String(d.resetS),
+			"RateLimit-Policy": `"${name}";q=${budget.limit};w=${budget.windowS}`,
+			RateLimit: `"${name}";r=0;t=${d.resetS}`,
+			"RateLimit-Limit": String(budget.limit),
+			"RateLimit-Remaining": "0",
+			"RateLimit-Reset": String(d.resetS),
+		},
+	});
+}
+
+/** Test seam: forget the isolate's limiter state. */
+export function resetRateLimiterState(): void {
+	storeDownUntil = 0;
+	lastWarnAt = 0;
+	blocked.clear();
+}
