@@ -23,6 +23,16 @@ export const admin = new Hono<AppEnv>().get("/config", requireRole("admin"), (c)
 		cors_origins: config.CORS_ORIGINS,
 		global_hub_shards: config.GLOBAL_HUB_SHARDS,
 		health_timeout_ms: config.HEALTH_TIMEOUT_MS,
+		rate_limits: Object.fromEntries(
+			Object.entries(config.rateLimits).map(([name, b]) => [name, b ? `${b.limit}/${b.windowS}` : "off"]),
+		),
+		metrics: {
+			dataset: config.AE_DATASET,
+			sql_api: Boolean(config.AE_SQL_URL),
+			local_sink: Boolean(config.AE_SINK_URL),
+			token_required: Boolean(config.METRICS_TOKEN),
+			cache_ttl_ms: config.METRICS_CACHE_TTL_MS,
+		},
 	});
 });
 
@@ -42,6 +52,16 @@ export const adminOperations: ApiOperation[] = [
 			cors_origins: z.array(z.string()),
 			global_hub_shards: z.number().int(),
 			health_timeout_ms: z.number().int(),
+			rate_limits: z
+				.record(z.enum(["search", "read", "events"]), z.string())
+				.describe('"<requests>/<seconds>" per caller, or "off"'),
+			metrics: z.object({
+				dataset: z.string(),
+				sql_api: z.boolean(),
+				local_sink: z.boolean(),
+				token_required: z.boolean(),
+				cache_ttl_ms: z.number().int(),
+			}),
 		}),
 	},
 ];
