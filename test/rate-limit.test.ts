@@ -76,6 +76,20 @@ describe("rate limits", () => {
 		await other.body?.cancel();
 	});
 
+	it("shares one count between isolates through Redis", async () => {
+		const bindings = limited();
+		const ip = freshIp();
+		for (let i = 0; i < 2; i++) await (await send(bindings, "/api/v1/fast/search?q=a", { ip })).body?.cancel();
+		// A fresh isolate knows nothing locally: Redis tells it two of three are used.
+		resetRateLimiterState();
+		const third = await send(bindings, "/api/v1/fast/search?q=a", { ip });
+		expect(third.status).toBe(200);
+		expect(third.headers.get("ratelimit-remaining")).toBe("0");
+		await third.body?.cancel();
+		resetRateLimiterState();
+		expect((await send(bindings, "/api/v1/fast/search?q=a", { ip })).status).toBe(429);
+	});
+
 	it("keeps budgets apart: search exhausted, reads still allowed", async () => {
 		const bindings = limited();
 		const ip = freshIp();

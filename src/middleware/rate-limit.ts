@@ -7,6 +7,10 @@
 //   window   two fixed windows weighted by how far the current one has run (Cloudflare's
 //            sliding-window approximation): count = previous × (1 − elapsed/window) + current.
 //            Only allowed requests are counted, so a client that backs off recovers on time.
+//   cost     the first request of a caller in a window (per isolate) asks Redis, atomically; the
+//            isolate then decides locally from the counts Redis last reported plus its own
+//            requests since, and adds those to Redis in the background (ctx.waitUntil), so the
+//            hot path pays no Redis round trip (Upstash writes go to its primary region).
 // Answers 429 `rate_limited` in the API envelope with Retry-After, and on every limited route
 // the IETF RateLimit headers (RateLimit-Policy / RateLimit, draft 9) and the older
 // RateLimit-Limit / -Remaining / -Reset trio many clients read.
@@ -17,6 +21,7 @@ import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv, RateBudget } from "../env";
 import { ApiError } from "../errors";
+import type { RedisLike } from "../lib/redis";
 import { verifyToken } from "./auth";
 
 export const BUDGETS = ["search", "read", "events"] as const;
@@ -124,44 +129,126 @@ function warnStoreDown(err: unknown, now: number): void {
 	);
 }
 
+/**
+ * What this isolate knows of one caller's budget in the current window: the global counts Redis
+ * last reported and the requests it has allowed since, not yet added there.
+ */
+interface Known {
+	index: number;
+	cur: number;
+	prev: number;
+	pending: number;
+	flushing: boolean;
+}
+
+// Isolate-scoped; bounded (cleared when full, which only costs a Redis round trip per caller).
+const known = new Map<string, Known>();
+const KNOWN_MAX = 10_000;
+
+// KEYS[1] current window, KEYS[2] previous window; ARGV: count to add, window length in ms.
+// Returns {current count, previous count}.
+const ADD = `
+local cur = redis.call('INCRBY', KEYS[1], ARGV[1])
+if cur == tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2) end
+return {cur, tonumber(redis.call('GET', KEYS[2]) or '0')}
+`;
+
+/** Adds this isolate's allowed requests to Redis and refreshes what it knows (background). */
+async function flush(
+	redis: RedisLike,
+	keyOf: (index: number) => string,
+	k: Known,
+	windowMs: number,
+): Promise<void> {
+	while (k.pending > 0) {
+		const n = k.pending;
+		k.flushing = true;
+		try {
+			const reply = await redis.eval<string[], [number, number]>(
+				ADD,
+				[keyOf(k.index), keyOf(k.index - 1)],
+				[String(n), String(windowMs)],
+			);
+			const [cur, prev] = reply.map(Number) as [number, number];
+			k.pending -= n;
+			k.cur = Math.max(k.cur, cur);
+			k.prev = prev;
+		} catch (err) {
+			// The requests stay counted here; Redis misses them (fail open).
+			warnStoreDown(err, Date.now());
+			storeDownUntil = Date.now() + STORE_BACKOFF_MS;
+			k.pending = 0;
+		} finally {
+			k.flushing = false;
+		}
+	}
+}
+
+/**
+ * The first request of a caller in a window (per isolate) is decided by Redis, atomically; later
+ * ones are decided from what the isolate knows, and added to Redis in the background. So the
+ * limiter costs one round trip per caller per window per isolate, not one per request; the price
+ * is that isolates admitting the same caller at the same moment can overshoot by the requests in
+ * flight between two syncs.
+ */
 export const rateLimit = createMiddleware<AppEnv>(async (c, next) => {
-	const { config, redis, keys } = c.var.deps;
+	const { config, redis, keys, ctx } = c.var.deps;
 	const name = budgetOf(c.req.path);
 	const budget = config.rateLimits[name];
 	if (!budget) return next();
 	const now = Date.now();
 	const caller = await callerOf(c);
-	const blockKey = `${name}|${caller}`;
-	const blockedUntil = blocked.get(blockKey);
+	const id = `${name}|${caller}`;
+	const blockedUntil = blocked.get(id);
 	if (blockedUntil !== undefined) {
 		if (blockedUntil > now) {
 			const resetS = Math.max(1, Math.ceil((blockedUntil - now) / 1000));
 			return reject(name, budget, { allowed: false, remaining: 0, resetS });
 		}
-		blocked.delete(blockKey);
+		blocked.delete(id);
 	}
 	if (!redis || now < storeDownUntil) return next();
 
 	const windowMs = budget.windowS * 1000;
 	const index = Math.floor(now / windowMs);
 	const elapsed = (now % windowMs) / windowMs;
+	const keyOf = (i: number) => keys.key("rl", name, caller, i);
+	let k = known.get(id);
+	if (k && k.index !== index) {
+		// A new window: what was counted locally belongs to the old one.
+		if (k.pending > 0 && !k.flushing) ctx.waitUntil(flush(redis, keyOf, k, windowMs));
+		k = undefined;
+	}
 	let decision: Decision;
-	try {
-		const reply = await redis.eval<(number | string)[], [number, number, number]>(
-			SLIDING_WINDOW,
-			[keys.key("rl", name, caller, index), keys.key("rl", name, caller, index - 1)],
-			[(1 - elapsed).toFixed(6), String(budget.limit), String(windowMs)],
-		);
-		const [allowed, cur, prev] = reply.map(Number) as [number, number, number];
-		decision = decide(budget, now, allowed === 1, cur, prev);
-	} catch (err) {
-		storeDownUntil = now + STORE_BACKOFF_MS;
-		warnStoreDown(err, now);
-		return next();
+	if (k) {
+		const used = k.prev * (1 - elapsed) + k.cur + k.pending;
+		if (used + 1 > budget.limit) {
+			decision = decide(budget, now, false, k.cur + k.pending, k.prev);
+		} else {
+			k.pending++;
+			decision = decide(budget, now, true, k.cur + k.pending, k.prev);
+			if (!k.flushing) ctx.waitUntil(flush(redis, keyOf, k, windowMs));
+		}
+	} else {
+		try {
+			const reply = await redis.eval<string[], [number, number, number]>(
+				SLIDING_WINDOW,
+				[keyOf(index), keyOf(index - 1)],
+				[(1 - elapsed).toFixed(6), String(budget.limit), String(windowMs)],
+			);
+			const [allowed, cur, prev] = reply.map(Number) as [number, number, number];
+			decision = decide(budget, now, allowed === 1, cur, prev);
+			if (known.size >= KNOWN_MAX) known.clear();
+			known.set(id, { index, cur, prev, pending: 0, flushing: false });
+		} catch (err) {
+			storeDownUntil = now + STORE_BACKOFF_MS;
+			warnStoreDown(err, now);
+			return next();
+		}
 	}
 	if (!decision.allowed) {
 		if (blocked.size >= BLOCKED_MAX) blocked.clear();
-		blocked.set(blockKey, now + decision.resetS * 1000);
+		blocked.set(id, now + decision.resetS * 1000);
 		return reject(name, budget, decision);
 	}
 	setHeaders(c, name, budget, decision);
@@ -186,4 +273,5 @@ export function resetRateLimiterState(): void {
 	storeDownUntil = 0;
 	lastWarnAt = 0;
 	blocked.clear();
+	known.clear();
 }
