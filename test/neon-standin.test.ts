@@ -720,3 +720,216 @@ describe("raw wire", () => {
 		expect(new TextDecoder().decode(new Uint8Array(all))).toContain("0A000");
 	});
 });
+
+// Fault injection (neon-standin.ts header): faults are registered per connection-string host on
+// the stand-in's control endpoint, so each test breaks only a host of its own; the default host
+// every other test file uses must keep working throughout.
+describe("fault injection, scoped by host", () => {
+	const CONTROL = new URL("/__faults", env.NEON_HTTP_ENDPOINT).toString();
+
+	/** A connection string to the same database under a host of this test's own. */
+	function faultHost(): { host: string; url: string } {
+		const host = `fault-${crypto.randomUUID().slice(0, 8)}.localtest.me`;
+		const url = new URL(env.DATABASE_URL);
+		url.hostname = host;
+		return { host, url: url.toString() };
+	}
+
+	async function control(
+		method: string,
+		body?: unknown,
+		query = "",
+	): Promise<{ status: number; json: unknown }> {
+		const res = await fetch(`${CONTROL}${query}`, {
+			method,
+			...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
+		});
+		return { status: res.status, json: await res.json() };
+	}
+
+	async function setFault(scope: string, mode: string, delayMs?: number): Promise<void> {
+		const { status, json } = await control("POST", { scope, mode, delayMs });
+		expect(status, JSON.stringify(json)).toBe(200);
+	}
+
+	async function clearFault(scope: string): Promise<void> {
+		expect((await control("DELETE", undefined, `?scope=${encodeURIComponent(scope)}`)).status).toBe(200);
+	}
+
+	function clientFor(url: string): Client {
+		configureNeon(env);
+		const client = new Client(url);
+		client.on("error", () => {});
+		return client;
+	}
+
+	/** Settles with "pending" if `promise` has not settled within `ms`. */
+	function within<T>(promise: Promise<T>, ms: number): Promise<T | "pending"> {
+		promise.catch(() => undefined);
+		return Promise.race([promise, new Promise<"pending">((r) => setTimeout(() => r("pending"), ms))]);
+	}
+
+	it("control endpoint: registers, lists and clears faults; refuses malformed ones", async () => {
+		const { host } = faultHost();
+		const scope = host.toUpperCase();
+		expect(await control("POST", { scope, mode: "delay", delayMs: 5 })).toEqual({
+			status: 200,
+			json: { scope, mode: "delay", delayMs: 5 },
+		});
+		const listed = (await control("GET")).json as { faults: { scope: string }[] };
+		expect(listed.faults).toContainEqual({ scope: host, mode: "delay", delayMs: 5 });
+		for (const bad of [
+			"not json",
+			[],
+			{ mode: "fail" },
+			{ scope: "", mode: "fail" },
+			{ scope: host, mode: "explode" },
+			{ scope: host, mode: "delay" },
+			{ scope: host, mode: "delay", delayMs: -1 },
+			{ scope: host, mode: "delay", delayMs: 1.5 },
+		]) {
+			const res = await control("POST", bad);
+			expect(res.status, JSON.stringify(bad)).toBe(400);
+			expect(res.json).toEqual({ error: expect.any(String) });
+		}
+		expect((await control("DELETE")).status).toBe(400);
+		expect((await control("PUT", {})).status).toBe(405);
+		expect(await control("DELETE", undefined, `?scope=${host}`)).toEqual({
+			status: 200,
+			json: { scope: host, deleted: true },
+		});
+		expect((await control("DELETE", undefined, `?scope=${host}`)).json).toMatchObject({ deleted: false });
+	});
+
+	it("HTTP fail: 503 with Neon's error JSON for that host only; cleared, it works again", async () => {
+		const { host, url } = faultHost();
+		configureNeon(env);
+		await setFault(host, "fail");
+		try {
+			const err = await rejection(neon(url).query("SELECT 1 AS ok"));
+			expect(err).toBeInstanceOf(NeonDbError);
+			expect(err.message).toContain("HTTP status 503");
+			expect(err.message).toContain("Couldn't connect to compute node");
+			const raw = await fetch(env.NEON_HTTP_ENDPOINT, {
+				method: "POST",
+				headers: { "Neon-Connection-String": url },
+				body: JSON.stringify({ query: "SELECT 1", params: [] }),
+			});
+			expect(raw.status).toBe(503);
+			expect(Object.keys((await raw.json()) as object).sort()).toEqual(ERROR_KEYS);
+			// Other hosts (every other test file) are untouched.
+			expect(await sqlHttp().query("SELECT 1 AS ok")).toEqual([{ ok: 1 }]);
+		} finally {
+			await clearFault(host);
+		}
+		expect(await neon(url).query("SELECT 1 AS ok")).toEqual([{ ok: 1 }]);
+	});
+
+	it("HTTP delay: the query runs, delayMs late", async () => {
+		const { host, url } = faultHost();
+		configureNeon(env);
+		await setFault(host, "delay", 400);
+		try {
+			const started = Date.now();
+			expect(await neon(url).query("SELECT 2 AS two")).toEqual([{ two: 2 }]);
+			expect(Date.now() - started).toBeGreaterThanOrEqual(400);
+		} finally {
+			await clearFault(host);
+		}
+	});
+
+	it("HTTP hang: no answer until the client gives up; clearing the fault answers held requests 503", async () => {
+		const { host, url } = faultHost();
+		await setFault(host, "hang");
+		const request = (signal?: AbortSignal) =>
+			fetch(env.NEON_HTTP_ENDPOINT, {
+				method: "POST",
+				headers: { "Neon-Connection-String": url },
+				body: JSON.stringify({ query: "SELECT 1", params: [] }),
+				...(signal ? { signal } : {}),
+			});
+		try {
+			const started = Date.now();
+			await expect(request(AbortSignal.timeout(300))).rejects.toThrow();
+			expect(Date.now() - started).toBeLessThan(3000);
+			const held = request();
+			expect(await within(held, 300)).toBe("pending");
+			await clearFault(host);
+			// Released with the "fail" answer, never with query results.
+			expect((await held).status).toBe(503);
+		} finally {
+			await clearFault(host);
+		}
+		configureNeon(env);
+		expect(await neon(url).query("SELECT 1 AS ok")).toEqual([{ ok: 1 }]);
+	});
+
+	it("WebSocket fail: open sessions of the host are cut, new ones refused with a FATAL 08006", async () => {
+		const { host, url } = faultHost();
+		const open = clientFor(url);
+		const other = wsClient();
+		await open.connect();
+		await other.connect();
+		try {
+			expect((await open.query("SELECT 1 AS ok")).rows).toEqual([{ ok: 1 }]);
+			await setFault(host, "fail");
+			await expect(open.query("SELECT 1 AS ok")).rejects.toThrow();
+			const refused = clientFor(url);
+			const err = await rejection(refused.connect());
+			expect(err.message).toContain("Couldn't connect to compute node");
+			expect(err.code).toBe("08006");
+			// Another host's session lives on.
+			expect((await other.query("SELECT 1 AS ok")).rows).toEqual([{ ok: 1 }]);
+		} finally {
+			await clearFault(host);
+			// `open` and `refused` are not ended: the stand-in closed their sockets, and end() would
+			// write Terminate to a closed WebSocket (workerd: an uncaught "send() after close()").
+			await other.end();
+		}
+		const again = clientFor(url);
+		await again.connect();
+		try {
+			expect((await again.query("SELECT 1 AS ok")).rows).toEqual([{ ok: 1 }]);
+		} finally {
+			await again.end();
+		}
+	});
+
+	it("WebSocket delay: every round trip, start-up included, is delayMs slower", async () => {
+		const { host, url } = faultHost();
+		const delayMs = 200;
+		await setFault(host, "delay", delayMs);
+		const client = clientFor(url);
+		try {
+			const started = Date.now();
+			await client.connect();
+			expect((await client.query("SELECT $1::int AS n", [7])).rows).toEqual([{ n: 7 }]);
+			// Start-up and the query: at least two round trips through the delay.
+			expect(Date.now() - started).toBeGreaterThanOrEqual(2 * delayMs);
+		} finally {
+			await clearFault(host);
+			await client.end();
+		}
+	});
+
+	it("WebSocket hang: connect never completes; clearing the fault drops the socket", async () => {
+		const { host, url } = faultHost();
+		await setFault(host, "hang");
+		const client = clientFor(url);
+		try {
+			const connecting = client.connect();
+			expect(await within(connecting, 500)).toBe("pending");
+			await clearFault(host);
+			await expect(connecting).rejects.toThrow();
+		} finally {
+			await clearFault(host); // drops the socket: nothing left to end
+		}
+		const fresh = clientFor(url);
+		await fresh.connect();
+		try {
+			expect((await fresh.query("SELECT 1 AS ok")).rows).toEqual([{ ok: 1 }]);
+		} finally {
+			await fresh.end();
+		}
+	});
+});

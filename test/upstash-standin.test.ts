@@ -408,3 +408,132 @@ describe("Upstash stand-in wire format", () => {
 		expect(ok.headers.get("upstash-sync-token")).toMatch(/\S/);
 	});
 });
+
+// Fault injection (upstash-standin.ts header): a fault is registered for a token of this test's
+// own, which the stand-in then accepts; the configured token every other file uses is untouched.
+describe("Upstash stand-in fault injection, scoped by token", () => {
+	const CONTROL = `${url}/__faults`;
+
+	async function setFault(scope: string, mode: string, delayMs?: number): Promise<void> {
+		const res = await fetch(CONTROL, { method: "POST", body: JSON.stringify({ scope, mode, delayMs }) });
+		expect(res.status, await res.text()).toBe(200);
+	}
+
+	async function clearFault(scope: string): Promise<void> {
+		const res = await fetch(`${CONTROL}?scope=${encodeURIComponent(scope)}`, { method: "DELETE" });
+		expect(res.status).toBe(200);
+		await res.body?.cancel();
+	}
+
+	/** The Worker's client settings (src/lib/redis.ts): a timeout signal, no network retries. */
+	function clientFor(faultToken: string, timeoutMs = 250): Redis {
+		return new Redis({
+			url,
+			token: faultToken,
+			enableTelemetry: false,
+			enableAutoPipelining: false,
+			retry: false,
+			signal: () => AbortSignal.timeout(timeoutMs),
+		});
+	}
+
+	const newToken = () => `fault-${crypto.randomUUID()}`;
+
+	it("a token is accepted only while registered; 'none' makes it work like the configured one", async () => {
+		const t = newToken();
+		const k = ns("fault-none");
+		expect((await raw("/", ["get", k()], { auth: `Bearer ${t}` })).status).toBe(401);
+		await setFault(t, "none");
+		try {
+			expect(await clientFor(t, 5000).set(k(), "v")).toBe("OK");
+			expect(await redis.get(k())).toBe("v");
+			const listed = (await (await fetch(CONTROL)).json()) as { faults: unknown[] };
+			expect(listed.faults).toContainEqual({ scope: t, mode: "none", delayMs: 0 });
+		} finally {
+			await clearFault(t);
+		}
+		expect((await raw("/", ["get", k()], { auth: `Bearer ${t}` })).status).toBe(401);
+	});
+
+	it("refuses malformed faults with 400 and other methods with 405", async () => {
+		for (const bad of [
+			"{",
+			"[]",
+			'{"scope":"x"}',
+			'{"scope":"x","mode":"boom"}',
+			'{"scope":"x","mode":"delay"}',
+		]) {
+			const res = await fetch(CONTROL, { method: "POST", body: bad });
+			expect(res.status, bad).toBe(400);
+			expect(await res.json()).toEqual({ error: expect.any(String) });
+		}
+		expect((await fetch(CONTROL, { method: "DELETE" })).status).toBe(400);
+		expect((await fetch(CONTROL, { method: "PATCH", body: "{}" })).status).toBe(405);
+	});
+
+	it("fail: every endpoint answers 500 {error}, as with Redis down; the configured token is unaffected", async () => {
+		const t = newToken();
+		const k = ns("fault-fail");
+		await setFault(t, "fail");
+		try {
+			for (const [path, body] of [
+				["/", ["get", k()]],
+				["/pipeline", [["get", k()]]],
+				["/multi-exec", [["get", k()]]],
+			] as const) {
+				const res = await raw(path, body, { auth: `Bearer ${t}` });
+				expect(res.status, path).toBe(500);
+				expect(res.json).toEqual({ error: expect.stringContaining("Redis unavailable") });
+			}
+			await expect(clientFor(t).get(k())).rejects.toThrow(/Redis unavailable/);
+			expect(await redis.set(k(), "fine")).toBe("OK");
+		} finally {
+			await clearFault(t);
+		}
+	});
+
+	it("delay: commands run delayMs late", async () => {
+		const t = newToken();
+		const k = ns("fault-delay");
+		await setFault(t, "delay", 300);
+		try {
+			const started = Date.now();
+			expect(await clientFor(t, 5000).set(k(), "late")).toBe("OK");
+			expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+			expect(await redis.get(k())).toBe("late");
+			// Past the client's own timeout, a delay is a timeout.
+			await expect(clientFor(t, 100).get(k())).rejects.toThrow();
+		} finally {
+			await clearFault(t);
+		}
+	});
+
+	it("hang: no answer until the client gives up; changing the fault answers held requests 500", async () => {
+		const t = newToken();
+		const k = ns("fault-hang");
+		await setFault(t, "hang");
+		try {
+			const started = Date.now();
+			await expect(clientFor(t, 250).get(k())).rejects.toThrow();
+			expect(Date.now() - started).toBeLessThan(3000);
+			const held = fetch(url, {
+				method: "POST",
+				headers: { authorization: `Bearer ${t}` },
+				body: JSON.stringify(["get", k()]),
+			});
+			held.catch(() => undefined);
+			const settled = await Promise.race([
+				held.then(() => "answered"),
+				new Promise((r) => setTimeout(() => r("pending"), 300)),
+			]);
+			expect(settled).toBe("pending");
+			await setFault(t, "none"); // any change of fault releases what a hang holds
+			const released = await held;
+			expect(released.status).toBe(500);
+			expect(await released.json()).toEqual({ error: expect.stringContaining("Redis unavailable") });
+			expect(await clientFor(t, 5000).get(k())).toBeNull();
+		} finally {
+			await clearFault(t);
+		}
+	});
+});

@@ -1,12 +1,21 @@
 // Neon SQL-over-HTTP (`POST /sql`), the endpoint behind `neon()` and drizzle-orm/neon-http, served
 // from node-postgres against a local Postgres. Owns request parsing, the per-(user, database)
 // connection pools, batch transactions and the exact response/error JSON the driver parses.
-// The HTTP server itself and the WebSocket relay live in neon-standin.ts.
+// The HTTP server itself and the WebSocket relay live in neon-standin.ts, and so does the fault
+// control endpoint; this file applies a fault registered for the connection string's host
+// (see faults.ts): "fail" answers 503 as Neon does when it cannot reach the compute, "delay"
+// runs the query delayMs late (or when the fault is cleared), "hang" does not answer until the
+// client gives up or the fault is cleared (then it answers as "fail").
 // Wire facts: /work/shared/research/protocols.md §2.2 (mirrors Neon's proxy sql_over_http.rs).
 import type { IncomingMessage, ServerResponse } from "node:http";
 import pg from "pg";
+import type { FaultRegistry } from "./faults.ts";
 
 const MAX_BODY_BYTES = 10 * 1024 * 1024;
+// An oversized body is still read (and dropped) up to this much before the 413: answering while
+// the client is still uploading makes it fail on the write ("connection lost") instead of
+// reading the 413. Past this, the connection is simply closed.
+const DRAIN_LIMIT_BYTES = 4 * MAX_BODY_BYTES;
 // Neon answers 507 when a response would exceed its buffer (10 MiB in its older code).
 const MAX_RESPONSE_BYTES = 10 * 1024 * 1024;
 const POOL_MAX = 8;
@@ -73,7 +82,21 @@ export interface SqlOverHttp {
 	close(): Promise<void>;
 }
 
-export function createSqlOverHttp(upstream: { pgHost: string; pgPort: number }): SqlOverHttp {
+/** The host of a Neon-Connection-String: the scope of the faults that apply to the request. */
+export function connectionStringHost(value: string | undefined): string | undefined {
+	if (!value) return undefined;
+	try {
+		return new URL(value).hostname.toLowerCase() || undefined;
+	} catch {
+		return undefined;
+	}
+}
+
+export function createSqlOverHttp(upstream: {
+	pgHost: string;
+	pgPort: number;
+	faults?: FaultRegistry;
+}): SqlOverHttp {
 	const pools = new Map<string, pg.Pool>();
 
 	function poolFor(info: ConnInfo): pg.Pool {
@@ -147,6 +170,8 @@ export function createSqlOverHttp(upstream: { pgHost: string; pgPort: number }):
 			return;
 		}
 		const reply = (status: number, json: unknown) => {
+			// The client may have given up (a delayed or slow request): nobody to answer.
+			if (res.destroyed) return;
 			const text = JSON.stringify(json);
 			if (Buffer.byteLength(text) > MAX_RESPONSE_BYTES) {
 				res.writeHead(507, { ...cors, "content-type": "text/plain" });
@@ -165,8 +190,9 @@ export function createSqlOverHttp(upstream: { pgHost: string; pgPort: number }):
 		let refusal: [number, string] | undefined;
 		if (path !== "/sql") refusal = [404, `no route for ${path}`];
 		else if (req.method !== "POST") refusal = [405, "only POST is supported"];
-		else if (Number(req.headers["content-length"] ?? 0) > MAX_BODY_BYTES) {
-			// Refuse before reading; the unread body makes the connection unusable afterwards.
+		else if (Number(req.headers["content-length"] ?? 0) > DRAIN_LIMIT_BYTES) {
+			// Too big even to drain: refuse before reading; the unread body makes the connection
+			// unusable afterwards.
 			res.setHeader("connection", "close");
 			refusal = [413, `request body is larger than ${MAX_BODY_BYTES} bytes`];
 		}
@@ -174,12 +200,14 @@ export function createSqlOverHttp(upstream: { pgHost: string; pgPort: number }):
 			reply(refusal[0], errorJson(new Error(refusal[1])));
 			return;
 		}
-		// Chunked bodies have no length up front: count, drain past the limit, then answer 413.
+		// Count as the body arrives (chunked bodies have no length up front); past the limit, drain
+		// (up to DRAIN_LIMIT_BYTES) and answer 413 at the end.
 		const chunks: Buffer[] = [];
 		let size = 0;
 		req.on("data", (chunk: Buffer) => {
 			size += chunk.length;
-			if (size <= MAX_BODY_BYTES) chunks.push(chunk);
+			if (size > DRAIN_LIMIT_BYTES) req.destroy();
+			else if (size <= MAX_BODY_BYTES) chunks.push(chunk);
 		});
 		req.on("error", () => res.destroy());
 		req.on("end", () => {
@@ -187,7 +215,30 @@ export function createSqlOverHttp(upstream: { pgHost: string; pgPort: number }):
 				reply(413, errorJson(new Error(`request body is larger than ${MAX_BODY_BYTES} bytes`)));
 				return;
 			}
-			execute(req, Buffer.concat(chunks))
+			const body = Buffer.concat(chunks);
+			const host = connectionStringHost(header(req, "neon-connection-string"));
+			const { faults } = upstream;
+			const fault = host === undefined ? undefined : faults?.get(host);
+			// What the driver sees when Neon cannot reach the compute: a 5xx with the error JSON (the
+			// driver reads it as "Server error (HTTP status 503): …").
+			const unreachable = () =>
+				reply(503, errorJson(new Error("Couldn't connect to compute node (fault injected)")));
+			if (fault?.mode === "hang" && faults && host !== undefined) {
+				// No answer until the client gives up; when the fault is cleared or changed, or the
+				// stand-in closes, a request still held gets the "fail" answer (a clean end).
+				res.on("close", faults.hold(host, unreachable));
+				return;
+			}
+			if (fault?.mode === "fail") {
+				unreachable();
+				return;
+			}
+			const delay =
+				fault?.mode === "delay" && faults && host !== undefined
+					? faults.delay(host, fault.delayMs)
+					: Promise.resolve();
+			delay
+				.then(() => execute(req, body))
 				.then(
 					(r) => reply(r.status, r.json),
 					(err: unknown) => reply(err instanceof RequestError ? err.status : 400, errorJson(err)),

@@ -2,7 +2,22 @@
 // protocol only (as spoken by @upstash/redis 1.39): POST `/`, `/pipeline` and `/multi-exec`, bearer
 // auth, `Upstash-Encoding: base64`, status codes and error shapes. Redis does all the work.
 // Facts and their sources: /work/shared/research/protocols.md, sections 1 and 5.
-// CLI (dev stack): node scripts/stack/upstash-standin.ts --port 8079 --redis redis://127.0.0.1:6379 --token T
+// CLI (dev stack):
+//   node scripts/stack/upstash-standin.ts --port 8079 --redis redis://127.0.0.1:6379 --token T [--faults]
+//
+// Fault injection (faults.ts), scoped by BEARER TOKEN: a test registers a fault for a token of its
+// own, which the stand-in then accepts next to the configured one, and gives the Worker that
+// token (UPSTASH_REDIS_REST_TOKEN); requests with any other token are untouched.
+//   curl -X POST http://127.0.0.1:8079/__faults -d '{"scope":"tok-1","mode":"hang"}'
+//   curl -X DELETE 'http://127.0.0.1:8079/__faults?scope=tok-1'     (tok-1 is refused again)
+//   fail   500 {"error":"ERR … Redis unavailable …"}, what the stand-in answers with Redis down
+//   delay  the commands run delayMs late (or as soon as the fault is cleared or changed)
+//   hang   no answer until the client gives up; when the fault is cleared or changed, or the
+//          stand-in closes, a request still held gets the "fail" answer
+//   none   no fault: the token just works (to check that a client recovers, then DELETE it)
+// The fault applies after authentication and after the body is read, to every endpoint.
+// Enabled with `faults: true` / `--faults` / STANDIN_FAULTS=1 (e.g. `STANDIN_FAULTS=1 npm run dev`),
+// and by default under Vitest, whose global setup starts the stand-ins; loopback clients only.
 import { createHash, timingSafeEqual } from "node:crypto";
 import { once } from "node:events";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -10,6 +25,7 @@ import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
 import { parseArgs } from "node:util";
 import type { Redis as RedisClient, RedisOptions } from "ioredis";
+import { FAULTS_PATH, type Fault, FaultRegistry, faultsEnabled, handleFaultControl } from "./faults.ts";
 
 // require(), not `import { Redis }`: when Vitest's module runner imports ioredis (CJS that replaces
 // module.exports) for the global setup, the ESM named export `Redis` comes out undefined.
@@ -135,9 +151,12 @@ export async function startUpstashStandIn(opts: {
 	token: string;
 	port?: number;
 	host?: string;
+	/** Serve the fault control endpoint (default: under Vitest or with STANDIN_FAULTS=1). */
+	faults?: boolean;
 }): Promise<UpstashStandIn> {
 	const host = opts.host ?? "127.0.0.1";
 	const tokenDigest = digest(opts.token);
+	const faults = faultsEnabled(opts.faults) ? new FaultRegistry() : undefined;
 	// One shared connection for `/` and `/pipeline`: every allowed command is connection-stateless.
 	const shared = new Redis(opts.redisUrl, REDIS_OPTIONS);
 	let redisDown = false; // log an outage once, not on every reconnect attempt
@@ -200,6 +219,40 @@ export async function startUpstashStandIn(opts: {
 		}
 	}
 
+	/** Applies a token's fault: an answer to send instead of the real one, or undefined to go on. */
+	async function applyFault(
+		token: string,
+		fault: Fault,
+		res: ServerResponse,
+	): Promise<[number, string] | undefined> {
+		const down: [number, string] = [
+			500,
+			errorJson("ERR upstash stand-in: Redis unavailable or failed: connect ECONNREFUSED (fault injected)"),
+		];
+		if (fault.mode === "fail") return down;
+		if (fault.mode === "delay" && faults) {
+			await faults.delay(token, fault.delayMs);
+			return undefined;
+		}
+		if (fault.mode === "hang" && faults) {
+			// No answer until the client gives up; when the fault is cleared or changed, or the
+			// stand-in closes, a request still held gets the "fail" answer (a clean end).
+			await new Promise<void>((resolve) => {
+				if (res.destroyed || !res.socket || res.socket.destroyed) {
+					resolve(); // already gone while its body was read
+					return;
+				}
+				const forget = faults.hold(token, resolve);
+				res.on("close", () => {
+					forget();
+					resolve();
+				});
+			});
+			return down;
+		}
+		return undefined;
+	}
+
 	let syncToken = 0;
 	async function handle(req: IncomingMessage, res: ServerResponse): Promise<[number, string]> {
 		const url = new URL(req.url ?? "/", "http://localhost");
@@ -213,11 +266,16 @@ export async function startUpstashStandIn(opts: {
 		}
 		const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "")?.[1];
 		const token = bearer ?? url.searchParams.get("_token");
-		if (token === null || !timingSafeEqual(digest(token), tokenDigest)) {
+		const fault = token === null ? undefined : faults?.get(token);
+		if (token === null || (!timingSafeEqual(digest(token), tokenDigest) && !fault)) {
 			return [401, errorJson("WRONGPASS invalid or missing auth token")];
 		}
 		const raw = await readBody(req);
 		if (!raw) return [413, errorJson("ERR request body too large")];
+		if (fault && fault.mode !== "none") {
+			const injected = await applyFault(token, fault, res);
+			if (injected) return injected;
+		}
 		let body: unknown;
 		try {
 			body = JSON.parse(raw.toString("utf8"));
@@ -259,6 +317,10 @@ export async function startUpstashStandIn(opts: {
 	}
 
 	const server = createServer((req, res) => {
+		if (faults && new URL(req.url ?? "/", "http://localhost").pathname === FAULTS_PATH) {
+			handleFaultControl(faults, req, res);
+			return;
+		}
 		handle(req, res)
 			.catch((err: unknown): [number, string] => {
 				if (err instanceof HttpError) return [err.status, errorJson(err.message)];
@@ -284,6 +346,7 @@ export async function startUpstashStandIn(opts: {
 		url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
 		port,
 		async close() {
+			faults?.clear();
 			const closed = new Promise<void>((resolve) => server.close(() => resolve()));
 			server.closeAllConnections();
 			await closed;
@@ -322,11 +385,12 @@ if (import.meta.main) {
 			host: { type: "string", default: "127.0.0.1" },
 			redis: { type: "string", default: process.env.REDIS_URL ?? "redis://127.0.0.1:6379" },
 			token: { type: "string", default: process.env.UPSTASH_REDIS_REST_TOKEN },
+			faults: { type: "boolean" },
 		},
 	});
 	if (!values.token) throw new Error("--token (or UPSTASH_REDIS_REST_TOKEN) is required");
-	const { redis: redisUrl, token, host } = values;
-	const standIn = await startUpstashStandIn({ redisUrl, token, host, port: Number(values.port) });
+	const { redis: redisUrl, token, host, faults } = values;
+	const standIn = await startUpstashStandIn({ redisUrl, token, host, port: Number(values.port), faults });
 	console.log(`[upstash-standin] listening on ${standIn.url} -> ${values.redis}`);
 	const stop = (): void => void standIn.close().finally(() => process.exit(0));
 	process.once("SIGINT", stop);
