@@ -1,8 +1,8 @@
 // Two projects, both run by `npm test`:
 //   workerd:  every test inside workerd (@cloudflare/vitest-plugin) against the real
-//             wrangler.toml. The global setup (Node) starts the Neon and Upstash stand-ins over
-//             real Postgres and Redis, gives this run its own database and Redis key prefix, and
-//             provides their addresses to the Worker's bindings.
+//             wrangler.toml. The global setup (Node) starts the Neon, Upstash and Analytics Engine
+//             stand-ins over real Postgres and Redis, gives this run its own database and Redis
+//             key prefix, and provides their addresses to the Worker's bindings.
 //   node-e2e: the browser end-to-end tests (test/e2e/, Node): the same global setup gives them a
 //             stack of their own; they run the built Worker in workerd (Miniflare's API) and drive
 //             Debian's Chromium with playwright-core. They run after the workerd project
@@ -34,6 +34,9 @@ export default defineConfig({
 								JWT_SECRET: inject("jwtSecret"),
 								JWT_JWKS_URL: inject("jwksUrl"),
 								PYTHON_API_URL: inject("pythonApiUrl"),
+								AE_SINK_URL: inject("aeSinkUrl"),
+								AE_SQL_URL: inject("aeSqlUrl"),
+								AE_API_TOKEN: inject("aeApiToken"),
 							},
 						},
 					})),

@@ -4,14 +4,15 @@
 //             DEV_POSTGRES=embedded forces the embedded one.
 //   Redis:    REDIS_URL if given; else 127.0.0.1:6379 if it answers; else none, and the Worker
 //             runs without its Redis tier. REDIS_URL=none forces that.
-// Then: migrate, seed demo data on first run, start the Neon and Upstash stand-ins on free
-// ports, and run `wrangler dev` on http://127.0.0.1:8787 with their addresses. Ctrl-C stops
-// every child; a second run starts cleanly.
+// Then: migrate, seed demo data on first run, start the Neon, Upstash and Analytics Engine
+// stand-ins on free ports (AE's rows go to schema analytics_engine of the dev database), and run
+// `wrangler dev` on http://127.0.0.1:8787 with their addresses. Ctrl-C stops every child; a
+// second run starts cleanly.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import pg from "pg";
-import { ROOT } from "./lib/local-config.ts";
+import { ROOT, readDevVars } from "./lib/local-config.ts";
 import {
 	canConnect,
 	databaseName,
@@ -21,6 +22,7 @@ import {
 	withDatabase,
 } from "./lib/pg.ts";
 import { seedDatabase } from "./lib/seed.ts";
+import { startAeStandIn } from "./stack/ae-standin.ts";
 import { startNeonStandIn } from "./stack/neon-standin.ts";
 import { startUpstashStandIn } from "./stack/upstash-standin.ts";
 
@@ -155,6 +157,16 @@ async function main(): Promise<void> {
 		UPSTASH_REDIS_REST_URL: "",
 		UPSTASH_REDIS_REST_TOKEN: "",
 	};
+	// Analytics Engine: the Worker copies datapoints to the sink and /metrics reads them back through
+	// the SQL API, with the AE_API_TOKEN of .dev.vars (an older .dev.vars without one gets a fresh
+	// token; worker.env is read after .dev.vars, so the value below is the one the Worker sees).
+	const aeToken = readDevVars().AE_API_TOKEN || randomBytes(16).toString("hex");
+	const ae = await startAeStandIn({ databaseUrl: pgUrl, token: aeToken });
+	cleanups.push(() => ae.close());
+	workerVars.AE_SINK_URL = ae.sinkUrl;
+	workerVars.AE_SQL_URL = ae.sqlUrl;
+	workerVars.AE_API_TOKEN = aeToken;
+	log(`Analytics Engine: stand-in at ${ae.sqlUrl} (sink ${ae.sinkUrl})`);
 	const redisUrl = await resolveRedis();
 	if (redisUrl) {
 		const token = randomBytes(16).toString("hex");

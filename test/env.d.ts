@@ -15,6 +15,10 @@ declare module "vitest" {
 		jwksPrivateKeys: { RS256: JWK; ES256: JWK; EdDSA: JWK };
 		pythonApiUrl: string;
 		hangingUrl: string;
+		/** Analytics Engine stand-in: the sink (AE_SINK_URL), the SQL API (AE_SQL_URL) and its token. */
+		aeSinkUrl: string;
+		aeSqlUrl: string;
+		aeApiToken: string;
 		testSeedRepos: number;
 	}
 }

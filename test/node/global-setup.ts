@@ -1,6 +1,7 @@
 // Vitest global setup (runs in Node, before workerd starts): gives this run its own Postgres
-// database and Redis key prefix, starts the Neon and Upstash stand-ins and a JWKS/Python-API
-// stand-in on free ports, and provides their addresses to the Worker bindings (vitest.config.ts).
+// database and Redis key prefix, starts the Neon, Upstash and Analytics Engine stand-ins and a
+// JWKS/Python-API stand-in on free ports, and provides their addresses to the Worker bindings
+// (vitest.config.ts). The AE stand-in keeps its rows in the run's database (schema analytics_engine).
 // Teardown stops them, drops the database and deletes the run's Redis keys; a failing setup
 // undoes what it had already started.
 import { randomBytes } from "node:crypto";
@@ -13,6 +14,7 @@ import {
 	withDatabase,
 } from "../../scripts/lib/pg.ts";
 import { seedDatabase } from "../../scripts/lib/seed.ts";
+import { startAeStandIn } from "../../scripts/stack/ae-standin.ts";
 import { startAuxServer } from "../../scripts/stack/aux-server.ts";
 import { startNeonStandIn } from "../../scripts/stack/neon-standin.ts";
 import { deleteKeysWithPrefix, startUpstashStandIn } from "../../scripts/stack/upstash-standin.ts";
@@ -56,6 +58,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
 		undo.push(() => upstash.close());
 		const aux = await startAuxServer();
 		undo.push(() => aux.close());
+		const aeApiToken = randomBytes(16).toString("hex");
+		const ae = await startAeStandIn({ databaseUrl: dbUrl, token: aeApiToken });
+		undo.push(() => ae.close());
 
 		// The Worker sees a Neon-style URL; the stand-in routes every host to the local server.
 		const workerDbUrl = new URL(dbUrl);
@@ -75,6 +80,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
 		project.provide("jwksPrivateKeys", aux.privateJwks);
 		project.provide("pythonApiUrl", aux.pythonApiUrl);
 		project.provide("hangingUrl", aux.hangingUrl);
+		project.provide("aeSinkUrl", ae.sinkUrl);
+		project.provide("aeSqlUrl", ae.sqlUrl);
+		project.provide("aeApiToken", aeApiToken);
 		project.provide("testSeedRepos", TEST_SEED_REPOS);
 	} catch (err) {
 		await teardown();
