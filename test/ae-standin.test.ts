@@ -127,16 +127,19 @@ describe("metricsQueries through the SQL API", () => {
 				request({ route: "unmatched", status: 404, errorCode: "not_found", durationSeconds: 0.0009765625 }),
 			),
 		);
-		// Hub reports within one second: argMax's tie goes to the latest written (stand-in rule).
+		// Hub reports within one second (AE timestamps are whole seconds): the latest report is the
+		// one with the highest report clock (double4), whatever order the points were written in.
+		let clock = 1_000;
 		const hub =
 			(hubKind: "repo" | "global", id: string, action: "connect" | "disconnect" | "publish") =>
-			(sockets: number, published = 0, delivered = 0) =>
-				metrics.write(hubDataPoint({ hubKind, hub: id, action, sockets, published, delivered }));
+			(sockets: number, published = 0, delivered = 0, reportedAt = ++clock) =>
+				metrics.write(hubDataPoint({ hubKind, hub: id, action, sockets, published, delivered, reportedAt }));
 		hub("repo", "r1", "connect")(1);
 		hub("repo", "r1", "connect")(2);
 		hub("repo", "r1", "publish")(2, 1, 2);
 		hub("repo", "r1", "disconnect")(1);
-		hub("repo", "r2", "connect")(3);
+		hub("repo", "r2", "connect")(3, 0, 0, 5_000);
+		hub("repo", "r2", "disconnect")(2, 0, 0, 4_000); // written later, reported earlier
 		hub("global", "global:0", "publish")(5, 1, 5);
 		metrics.write(ingestDataPoint({ type: "analysis_completed", accepted: 3, duplicates: 1 }));
 		metrics.write(ingestDataPoint({ type: "x-deploy", accepted: 2, duplicates: 0 }));
@@ -239,7 +242,7 @@ describe("metricsQueries through the SQL API", () => {
 			sampleInterval,
 			indexes: [`hub:${id}`],
 			blobs: ["hub", "1", "repo", id, "publish"],
-			doubles: d,
+			doubles: [...d, timestamp],
 		});
 		await sink(name, [
 			req(now, "hit", "memory", 0.0625, 10),

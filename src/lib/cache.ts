@@ -305,17 +305,27 @@ export class LayeredCache {
 		return best;
 	}
 
-	/** Drops `key` from this isolate, this colo's edge cache and Redis. */
-	async invalidate(policy: CachePolicy, key: string): Promise<void> {
+	/**
+	 * Drops `key` from this isolate, this colo's edge cache and Redis. Resolves false when Redis
+	 * could not be told: its copy (shared by every colo) may then outlive the change.
+	 */
+	async invalidate(policy: CachePolicy, key: string): Promise<boolean> {
 		const fullKey = this.keyOf(policy, key);
 		memory.delete(fullKey);
-		await Promise.all([
+		const redis = this.deps.redis();
+		const [, redisDone] = await Promise.all([
 			this.deps.edge?.delete(this.edgeRequest(fullKey)).catch((err) => logCacheError("edge delete", err)),
-			this.deps
-				.redis()
-				?.del(fullKey)
-				.catch((err) => logCacheError("redis delete", err)),
+			redis
+				? redis.del(fullKey).then(
+						() => true,
+						(err: unknown) => {
+							logCacheError("redis delete", err);
+							return false;
+						},
+					)
+				: true,
 		]);
+		return redisDone;
 	}
 }
 

@@ -16,6 +16,8 @@
 //     index1  "hub:<hub name>"
 //     blob3   hub kind: repo | global   blob4  hub name   blob5  action: connect | disconnect | publish
 //     double1 sockets open after the action   double2 events newly logged   double3 messages sent
+//     double4 the hub's report clock (ms, strictly increasing per hub instance): AE timestamps
+//             are whole seconds, so "latest report" is argMax(double1, double4), not by timestamp
 //
 //   kind "ingest"   one per event type per POST /api/v1/events[/batch]
 //     index1  "ingest:<type>"
@@ -52,6 +54,7 @@ export interface HubPoint {
 	sockets: number;
 	published: number;
 	delivered: number;
+	reportedAt: number;
 }
 
 export interface IngestPoint {
@@ -99,7 +102,7 @@ export function hubDataPoint(p: HubPoint): AnalyticsEngineDataPoint {
 	return {
 		indexes: [index(`hub:${p.hub}`)],
 		blobs: ["hub", LAYOUT_VERSION, p.hubKind, blob(p.hub), p.action],
-		doubles: [p.sockets, p.published, p.delivered],
+		doubles: [p.sockets, p.published, p.delivered, p.reportedAt],
 	};
 }
 
@@ -129,12 +132,17 @@ const SINK_TIMEOUT_MS = 2000;
 /** Points held while the sink is slow; beyond this the oldest are dropped. */
 const SINK_MAX_PENDING = 10_000;
 
-// Isolate-scoped buffer for the local sink: points from concurrent requests go out together.
-const pending: SinkBatch["points"] = [];
-let flushing = false;
+// Isolate-scoped buffers for the local sink, one per destination (sink URL + dataset): points
+// from concurrent requests go out together.
+interface Buffer {
+	points: SinkBatch["points"];
+	flushing: boolean;
+}
+const buffers = new Map<string, Buffer>();
 let sinkFailures = 0;
 
-async function flushSink(url: string, dataset: string): Promise<void> {
+async function flushSink(url: string, dataset: string, buffer: Buffer): Promise<void> {
+	const pending = buffer.points;
 	while (pending.length > 0) {
 		const points = pending.splice(0, SINK_MAX_BATCH);
 		try {
@@ -196,6 +204,13 @@ export class Metrics {
 			}
 		}
 		if (!sinkUrl) return;
+		const dest = `${sinkUrl} ${datasetName}`;
+		let buffer = buffers.get(dest);
+		if (!buffer) {
+			buffer = { points: [], flushing: false };
+			buffers.set(dest, buffer);
+		}
+		const pending = buffer.points;
 		pending.push({
 			timestamp: Date.now(),
 			indexes: (point.indexes ?? []).map(String),
@@ -203,17 +218,18 @@ export class Metrics {
 			doubles: [...(point.doubles ?? [])],
 		});
 		if (pending.length > SINK_MAX_PENDING) pending.splice(0, pending.length - SINK_MAX_PENDING);
-		if (flushing) return;
-		flushing = true;
+		if (buffer.flushing) return;
+		buffer.flushing = true;
+		const b = buffer;
 		try {
 			ctx.waitUntil(
-				flushSink(sinkUrl, datasetName).finally(() => {
-					flushing = false;
+				flushSink(sinkUrl, datasetName, b).finally(() => {
+					b.flushing = false;
 				}),
 			);
 		} catch {
 			// Outside a request (no waitUntil): the next write flushes the buffer.
-			flushing = false;
+			b.flushing = false;
 		}
 	}
 }

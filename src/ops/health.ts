@@ -38,11 +38,13 @@ async function probe(
 	try {
 		await withTimeout(run(), timeoutMs, what);
 		return { status: "healthy", latency_ms: Math.round(performance.now() - started) };
-	} catch {
+	} catch (err) {
 		// Only the error class reaches the wire: messages can carry connection details.
 		const elapsed = performance.now() - started;
-		// workerd surfaces an aborted fetch under different error names; the clock is unambiguous.
-		const error = elapsed >= timeoutMs ? "timeout" : "unreachable";
+		// workerd surfaces an aborted fetch under different error names; the clock is unambiguous
+		// for this probe's own cap, the name for a client's shorter one (Redis: 250 ms).
+		const timedOut = elapsed >= timeoutMs || (err instanceof Error && err.name === "TimeoutError");
+		const error = timedOut ? "timeout" : "unreachable";
 		return { status: "unhealthy", latency_ms: Math.round(elapsed), error };
 	}
 }

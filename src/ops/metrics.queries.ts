@@ -74,7 +74,7 @@ export function metricsQueries(dataset: string): MetricsQueries {
 		connections: [
 			"SELECT hub_kind, SUM(sockets) AS sockets, count() AS hubs",
 			"FROM (",
-			"SELECT blob3 AS hub_kind, blob4 AS hub, argMax(double1, timestamp) AS sockets",
+			"SELECT blob3 AS hub_kind, blob4 AS hub, argMax(double1, double4) AS sockets",
 			`FROM ${table}`,
 			`WHERE ${kind("hub")} AND timestamp > now() - INTERVAL '${HUB_SILENCE_HOURS}' HOUR`,
 			"GROUP BY hub_kind, hub",

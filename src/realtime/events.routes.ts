@@ -3,7 +3,9 @@
 // an operator who must inject one can mint a service token (`npm run token -- --role service`).
 // An event about a repository first invalidates that repository's cached summary (Redis and
 // this colo's edge cache), then reaches the hubs: a client reacting to the event reads fresh
-// data. Answers 202 with each event's id and seqs; a retried id is not delivered twice.
+// data. Answers 202 with each event's id and seqs; a retried id is not delivered twice. When
+// Redis cannot be told (down or timing out), the events are still delivered live and the answer
+// is 503 + Retry-After, so the sender's retry completes the invalidation.
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../env";
@@ -19,7 +21,7 @@ import { type Delivery, deliver, toHubEvent } from "./publish";
 async function publish(c: Context<AppEnv>, events: HubEvent[]): Promise<Delivery[]> {
 	const { cache, config, env, metrics } = c.var.deps;
 	const repos = new Set(events.flatMap((e) => (e.repository_id ? [e.repository_id] : [])));
-	await Promise.all([...repos].map((id) => cache.invalidate(SUMMARY_POLICY, id)));
+	const invalidated = await Promise.all([...repos].map((id) => cache.invalidate(SUMMARY_POLICY, id)));
 	const deliveries = await deliver(env, config, events);
 	// One datapoint per event type (custom types together), so a batch stays within AE's
 	// 25 writes per invocation.
@@ -32,6 +34,15 @@ async function publish(c: Context<AppEnv>, events: HubEvent[]): Promise<Delivery
 		byType.set(type, counts);
 	});
 	for (const [type, counts] of byType) metrics.write(ingestDataPoint({ type, ...counts }));
+	if (invalidated.includes(false)) {
+		// Live clients have the events, but Redis may still hold a summary from before them. The
+		// sender's retry (same ids: not delivered twice) invalidates again once Redis answers.
+		throw new ApiError(
+			"service_unavailable",
+			"the events were delivered but the summary cache could not be invalidated; retry with the same ids",
+			{ headers: { "Retry-After": "5" } },
+		);
+	}
 	return deliveries;
 }
 

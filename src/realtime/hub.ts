@@ -34,6 +34,7 @@ export abstract class Hub extends DurableObject<Env> {
 	readonly #conns = new WeakMap<WebSocket, Conn>();
 	#sockets: number | undefined;
 	#metrics: Metrics | null | undefined;
+	#reportedAt = 0;
 	/** "repo" or "global", for the metrics datapoints. */
 	protected abstract readonly kind: HubPoint["hubKind"];
 
@@ -240,6 +241,8 @@ export abstract class Hub extends DurableObject<Env> {
 	#record(action: HubPoint["action"], published: number, delivered: number): void {
 		try {
 			this.#metrics ??= metricsFor(this.env, this.ctx);
+			// Date.now() stands still within an event in Workers: keep each report strictly later.
+			this.#reportedAt = Math.max(Date.now(), this.#reportedAt + 0.001);
 			this.#metrics.write(
 				hubDataPoint({
 					hubKind: this.kind,
@@ -248,6 +251,7 @@ export abstract class Hub extends DurableObject<Env> {
 					sockets: this.#sockets ?? this.ctx.getWebSockets().length,
 					published,
 					delivered,
+					reportedAt: this.#reportedAt,
 				}),
 			);
 		} catch {
