@@ -37,6 +37,11 @@ export default defineConfig({
 								AE_SINK_URL: inject("aeSinkUrl"),
 								AE_SQL_URL: inject("aeSqlUrl"),
 								AE_API_TOKEN: inject("aeApiToken"),
+								// The suite sends thousands of requests from one "client"; rate limits have
+								// their own tests with small budgets (test/rate-limit.test.ts).
+								RATE_LIMIT_SEARCH: "1000000/60",
+								RATE_LIMIT_READ: "1000000/60",
+								RATE_LIMIT_EVENTS: "1000000/60",
 							},
 						},
 					})),
