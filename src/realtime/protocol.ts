@@ -37,6 +37,8 @@ export const LIMITS = {
 	/** A POST /api/v1/events/batch body. */
 	batchBytes: 1024 * 1024,
 	batchEvents: 100,
+	/** Nesting of an event's `data`: structured clone (the hub RPCs) overflows at a few thousand. */
+	dataDepth: 32,
 	/** A client frame larger than this closes the socket with 1009. */
 	clientMessageBytes: 4096,
 	/** Token bucket per connection for client commands (auto-answered pings do not count). */
@@ -63,6 +65,19 @@ export const CLOSE = {
 	internalError: 1011,
 } as const;
 
+/** How deeply a JSON value nests (objects and arrays), walked without recursion. */
+export function jsonDepth(value: unknown): number {
+	let max = 0;
+	const stack: [unknown, number][] = [[value, 0]];
+	for (let item = stack.pop(); item; item = stack.pop()) {
+		const [v, depth] = item;
+		if (v === null || typeof v !== "object") continue;
+		max = Math.max(max, depth + 1);
+		for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+	}
+	return max;
+}
+
 const EventId = z
 	.string()
 	.min(1)
@@ -76,7 +91,12 @@ export const EventInput = z
 		type: EventType,
 		repository_id: z.guid({ message: "repository_id must be a UUID" }).optional(),
 		timestamp: z.iso.datetime({ offset: true }).optional(),
-		data: z.record(z.string(), z.unknown()).default({}),
+		data: z
+			.record(z.string(), z.unknown())
+			.default({})
+			.refine((d) => jsonDepth(d) <= LIMITS.dataDepth, {
+				message: `data may nest at most ${LIMITS.dataDepth} levels deep`,
+			}),
 	})
 	.strict()
 	.refine((e) => e.repository_id !== undefined || !isKnownType(e.type), {

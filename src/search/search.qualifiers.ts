@@ -205,6 +205,8 @@ export function parseStars(value: string): { min: number | null; max: number | n
 	const n = starsNumber(cmp[2] ?? "");
 	switch (cmp[1]) {
 		case ">":
+			// The bound after ">" must itself fit the column: nothing has more than MAX_STARS.
+			if (n >= MAX_STARS) throw new QueryError("q", `stars:> takes a value below ${MAX_STARS}`);
 			return { min: n + 1, max: null };
 		case ">=":
 			return { min: n, max: null };
