@@ -3,7 +3,7 @@
 import { env } from "cloudflare:workers";
 import { Redis } from "@upstash/redis/cloudflare";
 import { beforeEach, describe, expect, inject, it } from "vitest";
-import { type CachePolicy, clearMemoryTier, LayeredCache } from "../src/lib/cache";
+import { type CachePolicy, clearMemoryTier, isQueryBug, LayeredCache } from "../src/lib/cache";
 import { createRedis } from "../src/lib/redis";
 
 const POLICY: CachePolicy = { name: "t", freshMs: 10_000, swrMs: 5_000, errorMs: 60_000, negativeMs: 1_000 };
@@ -149,6 +149,22 @@ describe("layered cache", () => {
 			code: "service_unavailable",
 			opts: { headers: { "Retry-After": "5" } },
 		});
+	});
+
+	it("lets a query Postgres refuses (SQLSTATE 22xxx/42xxx: a bug) through as itself, not as a 503", async () => {
+		const t = setup();
+		const cache = await t.make();
+		const refused = async (): Promise<string> => {
+			throw new Error("query failed", {
+				cause: Object.assign(new Error('value "2147483648" is out of range for type integer'), {
+					code: "22003",
+				}),
+			});
+		};
+		await expect(cache.read(POLICY, "bug", refused)).rejects.toThrow("query failed");
+		expect(isQueryBug(new Error("origin down"))).toBe(false);
+		expect(isQueryBug(Object.assign(new Error("x"), { code: "42601" }))).toBe(true);
+		expect(isQueryBug(Object.assign(new Error("x"), { code: "08006" }))).toBe(false);
 	});
 
 	it("treats a hanging origin as failed after the origin timeout", async () => {

@@ -280,6 +280,9 @@ export class LayeredCache {
 			// A client's no-cache skipped the tiers; with the origin down, any kept copy beats a 503.
 			if (opts.noCache) fallback = await this.newestKept(policy, fullKey, now);
 			if (fallback) return this.result(policy, fallback.entry, "STALE", fallback.tier);
+			// A query Postgres refuses (a bug, not an outage) must not pass for one: it stays an
+			// internal error, logged with its stack, and nobody is told to retry.
+			if (err instanceof ApiError || isQueryBug(err)) throw err;
 			throw new ApiError("service_unavailable", "the data source is temporarily unavailable", {
 				headers: { "Retry-After": "5" },
 			});
@@ -330,6 +333,19 @@ export class LayeredCache {
 }
 
 function noop(): void {}
+
+/**
+ * Postgres refused the statement itself: SQLSTATE class 22 (data exception, e.g. integer out of
+ * range) or 42 (syntax error or access rule violation). drizzle wraps the driver's error in
+ * `cause`.
+ */
+export function isQueryBug(err: unknown): boolean {
+	for (let e: unknown = err, i = 0; e instanceof Error && i < 4; e = e.cause, i++) {
+		const code = (e as { code?: unknown }).code;
+		if (typeof code === "string" && /^(22|42)[0-9A-Z]{3}$/.test(code)) return true;
+	}
+	return false;
+}
 
 function logCacheError(what: string, err: unknown): void {
 	console.warn(
