@@ -127,7 +127,8 @@ describe("AE datapoints → /metrics and /api/v1/system/stats", () => {
 		expect(stats.requests_per_second).toBeCloseTo(7 / 60, 2);
 		expect(stats.average_response_time_ms).toBeGreaterThan(0);
 		expect(stats.average_response_time).toMatch(/^\d+(\.\d)?(ms|µs|s)$/);
-		// Six leaderboard reads: the first from origin (or a snapshot), the rest from cache.
-		expect(stats.cache_hit_ratio).toBeCloseTo(5 / 6, 2);
+		// Six leaderboard reads: at most the first from origin (other files may have warmed it).
+		expect(stats.cache_hit_ratio).toBeGreaterThanOrEqual(0.833); // 5/6, rounded to 3 places
+		expect(stats.cache_hit_ratio).toBeLessThanOrEqual(1);
 	});
 });

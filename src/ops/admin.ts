@@ -30,7 +30,7 @@ export const admin = new Hono<AppEnv>().get("/config", requireRole("admin"), (c)
 			dataset: config.AE_DATASET,
 			sql_api: Boolean(config.AE_SQL_URL),
 			local_sink: Boolean(config.AE_SINK_URL),
-			token_required: Boolean(config.METRICS_TOKEN),
+			protected: Boolean(config.METRICS_TOKEN),
 			cache_ttl_ms: config.METRICS_CACHE_TTL_MS,
 		},
 	});
@@ -59,7 +59,7 @@ export const adminOperations: ApiOperation[] = [
 				dataset: z.string(),
 				sql_api: z.boolean(),
 				local_sink: z.boolean(),
-				token_required: z.boolean(),
+				protected: z.boolean().describe("scrapes need the bearer secret"),
 				cache_ttl_ms: z.number().int(),
 			}),
 		}),
