@@ -13,12 +13,10 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SignJWT } from "jose";
-import pg from "pg";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { withDatabase } from "../../scripts/lib/pg.ts";
-import { FrontDoor, TestWorker, wranglerVars } from "./worker.ts";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { e2eToken, someRepository, stackBindings } from "./stack.ts";
+import { FrontDoor, TestWorker } from "./worker.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 // What this machine kind's Chromium needs (see .library machines notes): no sandbox as root,
@@ -48,36 +46,6 @@ let repoId = "";
 let userToken = "";
 let serviceToken = "";
 const pageErrors: string[] = [];
-
-async function token(role: "user" | "service"): Promise<string> {
-	const vars = wranglerVars();
-	return new SignJWT({ role })
-		.setProtectedHeader({ alg: "HS256", typ: "JWT" })
-		.setIssuer(vars.JWT_ISSUER ?? "")
-		.setAudience(vars.JWT_AUDIENCE ?? "")
-		.setSubject(`e2e-${role}`)
-		.setIssuedAt()
-		.setExpirationTime("15m")
-		.sign(new TextEncoder().encode(inject("jwtSecret")));
-}
-
-/** A seeded repository of this run's database (the stream refuses unknown ones). */
-async function someRepository(): Promise<string> {
-	const server = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
-	const name = decodeURIComponent(new URL(inject("databaseUrl")).pathname.slice(1));
-	const client = new pg.Client({ connectionString: withDatabase(server, name) });
-	await client.connect();
-	try {
-		const { rows } = await client.query<{ id: string }>(
-			"SELECT id FROM repositories ORDER BY stars DESC, id LIMIT 1",
-		);
-		const id = rows[0]?.id;
-		if (!id) throw new Error("the test database has no repositories");
-		return id;
-	} finally {
-		await client.end();
-	}
-}
 
 /** The backend service: POST /api/v1/events straight to the Worker (not through the door). */
 async function publish(event: Record<string, unknown>): Promise<Delivery> {
@@ -122,20 +90,15 @@ beforeAll(async () => {
 	// One fixed place (each run overwrites the last run's pictures), or where the caller says.
 	shotDir = process.env.E2E_SCREENSHOT_DIR ?? join(tmpdir(), "gi-e2e-screenshots");
 	mkdirSync(shotDir, { recursive: true });
-	[repoId, userToken, serviceToken] = await Promise.all([someRepository(), token("user"), token("service")]);
+	[repoId, userToken, serviceToken] = await Promise.all([
+		someRepository(),
+		e2eToken("user", "e2e-user"),
+		e2eToken("service", "e2e-service"),
+	]);
 
 	door = await FrontDoor.open(() => worker?.origin ?? "http://127.0.0.1:9");
 	worker = await TestWorker.start({
-		ENVIRONMENT: "test",
-		DATABASE_URL: inject("databaseUrl"),
-		NEON_HTTP_ENDPOINT: inject("neonHttpEndpoint"),
-		NEON_WS_PROXY: inject("neonWsProxy"),
-		UPSTASH_REDIS_REST_URL: inject("upstashUrl"),
-		UPSTASH_REDIS_REST_TOKEN: inject("upstashToken"),
-		REDIS_KEY_PREFIX: inject("redisKeyPrefix"),
-		JWT_SECRET: inject("jwtSecret"),
-		JWT_JWKS_URL: inject("jwksUrl"),
-		PYTHON_API_URL: inject("pythonApiUrl"),
+		...stackBindings(),
 		// The page's origin is the front door's: the only browser origin allowed to open streams.
 		CORS_ORIGINS: door.origin,
 	});

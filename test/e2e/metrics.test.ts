@@ -18,11 +18,9 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { SignJWT } from "jose";
-import pg from "pg";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { withDatabase } from "../../scripts/lib/pg.ts";
+import { e2eToken, someRepository, stackBindings } from "./stack.ts";
 import { TestWorker, wranglerVars } from "./worker.ts";
 
 const INSTALL_HINT = "run scripts/ensure-prometheus.sh (installs Debian's prometheus package; CI does)";
@@ -284,36 +282,6 @@ let exposition = "";
 let scrapes = 0;
 let samples: Sample[] = [];
 
-async function token(role: "user" | "service"): Promise<string> {
-	const vars = wranglerVars();
-	return new SignJWT({ role })
-		.setProtectedHeader({ alg: "HS256", typ: "JWT" })
-		.setIssuer(vars.JWT_ISSUER ?? "")
-		.setAudience(vars.JWT_AUDIENCE ?? "")
-		.setSubject(`e2e-metrics-${role}`)
-		.setIssuedAt()
-		.setExpirationTime("15m")
-		.sign(new TextEncoder().encode(inject("jwtSecret")));
-}
-
-/** A seeded repository of this run's database. */
-async function someRepository(): Promise<string> {
-	const server = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
-	const name = decodeURIComponent(new URL(inject("databaseUrl")).pathname.slice(1));
-	const client = new pg.Client({ connectionString: withDatabase(server, name) });
-	await client.connect();
-	try {
-		const { rows } = await client.query<{ id: string }>(
-			"SELECT id FROM repositories ORDER BY stars DESC, id LIMIT 1",
-		);
-		const id = rows[0]?.id;
-		if (!id) throw new Error("the test database has no repositories");
-		return id;
-	} finally {
-		await client.end();
-	}
-}
-
 /** One request to the Worker, counted under the route pattern it should be reported as. */
 async function call(
 	endpoint: string,
@@ -391,19 +359,7 @@ beforeAll(async () => {
 
 	repoId = await someRepository();
 	worker = await TestWorker.start({
-		ENVIRONMENT: "test",
-		DATABASE_URL: inject("databaseUrl"),
-		NEON_HTTP_ENDPOINT: inject("neonHttpEndpoint"),
-		NEON_WS_PROXY: inject("neonWsProxy"),
-		UPSTASH_REDIS_REST_URL: inject("upstashUrl"),
-		UPSTASH_REDIS_REST_TOKEN: inject("upstashToken"),
-		REDIS_KEY_PREFIX: inject("redisKeyPrefix"),
-		JWT_SECRET: inject("jwtSecret"),
-		JWT_JWKS_URL: inject("jwksUrl"),
-		PYTHON_API_URL: inject("pythonApiUrl"),
-		AE_SINK_URL: inject("aeSinkUrl"),
-		AE_SQL_URL: inject("aeSqlUrl"),
-		AE_API_TOKEN: inject("aeApiToken"),
+		...stackBindings(),
 		// A dataset of this test's own: nothing else this run writes is counted here.
 		AE_DATASET: `gi_e2e_metrics_${randomBytes(4).toString("hex")}`,
 		// Every scrape reads AE afresh (the test waits for ingestion by polling).
@@ -423,7 +379,10 @@ afterAll(async () => {
 
 describe("GET /metrics from real traffic, checked by promtool and scraped by Prometheus", () => {
 	it("counts the traffic by method, route pattern and status", async () => {
-		const [userToken, serviceToken] = await Promise.all([token("user"), token("service")]);
+		const [userToken, serviceToken] = await Promise.all([
+			e2eToken("user", "e2e-metrics-user"),
+			e2eToken("service", "e2e-metrics-service"),
+		]);
 		const auth = { authorization: `Bearer ${userToken}` };
 
 		// Search: a miss, then the same query from the cache; a bad parameter.
