@@ -48,6 +48,8 @@ return {1, cur, prev}
 `;
 
 const STORE_BACKOFF_MS = 10_000;
+/** How long a background sync waits for more requests of the same caller to add in one call. */
+const FLUSH_DELAY_MS = 20;
 const WARN_EVERY_MS = 60_000;
 
 // Isolate-scoped: when the store last failed, when that was last logged, and callers known to
@@ -160,27 +162,33 @@ async function flush(
 	k: Known,
 	windowMs: number,
 ): Promise<void> {
-	while (k.pending > 0) {
-		const n = k.pending;
-		k.flushing = true;
-		try {
-			const reply = await redis.eval<string[], [number, number]>(
-				ADD,
-				[keyOf(k.index), keyOf(k.index - 1)],
-				[String(n), String(windowMs)],
-			);
-			const [cur, prev] = reply.map(Number) as [number, number];
-			k.pending -= n;
-			k.cur = Math.max(k.cur, cur);
-			k.prev = prev;
-		} catch (err) {
-			// The requests stay counted here; Redis misses them (fail open).
-			warnStoreDown(err, Date.now());
-			storeDownUntil = Date.now() + STORE_BACKOFF_MS;
-			k.pending = 0;
-		} finally {
-			k.flushing = false;
+	k.flushing = true;
+	try {
+		while (k.pending > 0) {
+			// Let concurrent requests of this caller join the same Redis call.
+			await new Promise((resolve) => setTimeout(resolve, FLUSH_DELAY_MS));
+			const n = k.pending;
+			try {
+				const reply = await redis.eval<string[], [number, number]>(
+					ADD,
+					[keyOf(k.index), keyOf(k.index - 1)],
+					[String(n), String(windowMs)],
+				);
+				const [cur, prev] = reply.map(Number) as [number, number];
+				k.pending -= n;
+				k.cur = Math.max(k.cur, cur);
+				k.prev = prev;
+			} catch (err) {
+				// Redis misses these requests (fail open); this isolate keeps counting them.
+				warnStoreDown(err, Date.now());
+				storeDownUntil = Date.now() + STORE_BACKOFF_MS;
+				k.pending -= n;
+				k.cur += n;
+				return;
+			}
 		}
+	} finally {
+		k.flushing = false;
 	}
 }
 
