@@ -14,7 +14,7 @@
 // loads this file too and needs none of them.
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { Agent, type ClientRequest, type IncomingMessage, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -180,7 +180,7 @@ export interface RunningWorker {
 	origin: string;
 	mf: Miniflare;
 	/** Warnings and errors the Worker logged (console.warn/error), first 20 kept. */
-	problems: { count: number; samples: string[] };
+	problems: { count: number; samples: string[]; byKind: Record<string, number> };
 }
 
 /**
@@ -191,6 +191,8 @@ export async function startWorker(
 	build: WorkerBuild,
 	name: string,
 	vars: Record<string, string>,
+	/** inspectorPort: serve the V8 inspector (DevTools protocol) on this loopback port (0 = any). */
+	opts: { inspectorPort?: number } = {},
 ): Promise<RunningWorker> {
 	const { convertV4MiniflareOptions, Miniflare } = await import("miniflare");
 	const sqliteClasses = new Set((build.config.migrations ?? []).flatMap((m) => m.new_sqlite_classes ?? []));
@@ -203,7 +205,7 @@ export async function startWorker(
 	const analyticsEngineDatasets = Object.fromEntries(
 		(build.config.analytics_engine_datasets ?? []).map((d) => [d.binding, { dataset: d.dataset }]),
 	);
-	const problems = { count: 0, samples: [] as string[] };
+	const problems = { count: 0, samples: [] as string[], byKind: {} as Record<string, number> };
 	// Miniflare 5's constructor takes its new options format; wrangler itself builds the v4 shape
 	// (documented in Miniflare's README) and converts it, and so does this.
 	const options = convertV4MiniflareOptions({
@@ -217,6 +219,9 @@ export async function startWorker(
 		analyticsEngineDatasets,
 		host: "127.0.0.1",
 		port: 0,
+		...(opts.inspectorPort === undefined
+			? {}
+			: { inspectorHost: "127.0.0.1", inspectorPort: opts.inspectorPort }),
 		// A socket straight into this Worker (no Miniflare entry worker in front of it).
 		unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
 		// One access-log line per request is the app's normal output: drop it, keep problems.
@@ -225,6 +230,8 @@ export async function startWorker(
 			problems.count++;
 			if (problems.samples.length < 20)
 				problems.samples.push(`${entry.level}: ${entry.message.slice(0, 300)}`);
+			const kind = `${entry.level}: ${problemKind(entry.message)}`;
+			problems.byKind[kind] = (problems.byKind[kind] ?? 0) + 1;
 		},
 	});
 	const mf = new Miniflare({ ...options, enableDevRegistry: false, telemetry: { enabled: false } });
@@ -236,18 +243,95 @@ export async function startWorker(
 	return { name, origin: direct.origin, mf, problems };
 }
 
+/**
+ * The workerd processes among this process's descendants (Miniflare spawns workerd as a child);
+ * empty where /proc/<pid>/task/<tid>/children is not available.
+ */
+export function workerdPids(): number[] {
+	const found: number[] = [];
+	const walk = (pid: number, depth: number) => {
+		if (depth > 4) return;
+		let tasks: string[] = [];
+		try {
+			tasks = readdirSync(`/proc/${pid}/task`);
+		} catch {
+			return; // gone, or not Linux
+		}
+		for (const task of tasks) {
+			let children: number[] = [];
+			try {
+				children = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8")
+					.trim()
+					.split(/\s+/)
+					.filter(Boolean)
+					.map(Number);
+			} catch {
+				continue;
+			}
+			for (const child of children) {
+				try {
+					if (readFileSync(`/proc/${child}/cmdline`, "utf8").split("\0")[0]?.includes("workerd"))
+						found.push(child);
+				} catch {
+					// exited meanwhile
+				}
+				walk(child, depth + 1);
+			}
+		}
+	};
+	walk(process.pid, 0);
+	return [...new Set(found)];
+}
+
+/** Memory of a process in KiB from /proc/<pid>/status (VmRSS, RssAnon, VmHWM); null when gone. */
+export function processMemoryKiB(pid: number): { rss: number; anon: number; hwm: number } | null {
+	let status: string;
+	try {
+		status = readFileSync(`/proc/${pid}/status`, "utf8");
+	} catch {
+		return null;
+	}
+	const field = (name: string) =>
+		Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN);
+	return { rss: field("VmRSS"), anon: field("RssAnon"), hwm: field("VmHWM") };
+}
+
+/** What a logged problem is about: the app's JSON log line's msg (+ what/part), else its start. */
+function problemKind(message: string): string {
+	try {
+		const m = JSON.parse(message) as { msg?: unknown; what?: unknown; part?: unknown };
+		if (typeof m.msg === "string") {
+			const sub = typeof m.what === "string" ? m.what : typeof m.part === "string" ? m.part : "";
+			return sub ? `${m.msg} (${sub})` : m.msg;
+		}
+	} catch {
+		// not one of the app's JSON lines
+	}
+	return message.slice(0, 80);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Data and stand-ins
 
 export const PG_SERVER = process.env.BENCH_PG_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
 export const REDIS_URL = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
 
-/** Creates, migrates and (when it does not hold exactly `repos` repositories) seeds `name`. */
-export async function ensureBenchDatabase(name: string, repos: number): Promise<string> {
-	const { ensureDatabase, migrateDatabase, withDatabase } = await import("../lib/pg.ts");
+/**
+ * Creates, migrates and (when it does not hold exactly `repos` repositories) seeds `name`.
+ * `dropIfCreated`: when this call creates the database, it is dropped again at cleanup.
+ */
+export async function ensureBenchDatabase(
+	name: string,
+	repos: number,
+	opts: { dropIfCreated?: boolean } = {},
+): Promise<string> {
+	const { dropDatabase, ensureDatabase, migrateDatabase, withDatabase } = await import("../lib/pg.ts");
 	const { seedDatabase } = await import("../lib/seed.ts");
 	const url = withDatabase(PG_SERVER, name);
-	if (await ensureDatabase(PG_SERVER, name)) log(`created database ${name}`);
+	if (await ensureDatabase(PG_SERVER, name)) {
+		log(`created database ${name}${opts.dropIfCreated ? " (dropped again at the end)" : ""}`);
+		if (opts.dropIfCreated) defer(`database ${name}`, () => dropDatabase(PG_SERVER, name));
+	}
 	await migrateDatabase(url);
 	const have = Number((await query<{ n: string }>(url, "SELECT count(*) AS n FROM repositories"))[0]?.n ?? 0);
 	if (have !== repos) {
