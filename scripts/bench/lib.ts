@@ -390,9 +390,9 @@ export async function startStack(dbUrl: string, redisPrefix: string): Promise<St
 		REDIS_KEY_PREFIX: redisPrefix,
 		// The rate limiter runs (its cost is part of every request) with budgets no benchmark
 		// reaches; soak.ts switches it off.
-		RATE_LIMIT_SEARCH: "1000000000/60",
-		RATE_LIMIT_READ: "1000000000/60",
-		RATE_LIMIT_EVENTS: "1000000000/60",
+		RATE_LIMIT_SEARCH: "100000000/60",
+		RATE_LIMIT_READ: "100000000/60",
+		RATE_LIMIT_EVENTS: "100000000/60",
 	};
 	const redisUrl = new URL(REDIS_URL);
 	const redis = await canConnect(redisUrl.hostname, Number(redisUrl.port || 6379));
