@@ -43,7 +43,9 @@ describe("CORS", () => {
 		}
 		await ok.body?.cancel();
 
-		const err = await call("/api/v1/fast/repositories/not-a-number/summary", { headers: { origin: ALLOWED } });
+		const err = await call("/api/v1/fast/repositories/not-a-number/summary", {
+			headers: { origin: ALLOWED },
+		});
 		expect(err.status).toBeGreaterThanOrEqual(400);
 		expect(err.headers.get("access-control-allow-origin")).toBe(ALLOWED);
 		expect((await errorBody(err)).request_id).toBe(err.headers.get("x-request-id"));

@@ -5,15 +5,19 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { describe, expect, inject, it } from "vitest";
 import worker from "../src/index";
-import { DURATION_BUCKETS } from "../src/ops/metrics.queries";
 import { escapeLabel, renderMetrics } from "../src/ops/metrics";
+import { DURATION_BUCKETS } from "../src/ops/metrics.queries";
 import type { Snapshot } from "../src/ops/metrics.source";
 import { errorBody } from "./helpers";
 
 async function get(bindings: Partial<Env>, path: string, headers: Record<string, string> = {}) {
 	const ctx = createExecutionContext();
 	const started = Date.now();
-	const res = await worker.fetch(new Request(`http://gitinsight.test${path}`, { headers }), bindings as Env, ctx);
+	const res = await worker.fetch(
+		new Request(`http://gitinsight.test${path}`, { headers }),
+		bindings as Env,
+		ctx,
+	);
 	await waitOnExecutionContext(ctx);
 	return { res, ms: Date.now() - started };
 }
@@ -78,14 +82,21 @@ describe("Prometheus rendering", () => {
 	});
 
 	it("renders counters with method, endpoint and status", () => {
-		expect(lines).toContain('gitinsight_requests_total{method="GET",endpoint="/api/v1/fast/search",status="200"} 10');
-		expect(lines).toContain('gitinsight_requests_total{method="GET",endpoint="/api/v1/fast/search",status="400"} 2');
+		expect(lines).toContain(
+			'gitinsight_requests_total{method="GET",endpoint="/api/v1/fast/search",status="200"} 10',
+		);
+		expect(lines).toContain(
+			'gitinsight_requests_total{method="GET",endpoint="/api/v1/fast/search",status="400"} 2',
+		);
 	});
 
 	it("renders a histogram over the default buckets, summed over status, +Inf equal to _count", () => {
 		const l = 'method="GET",endpoint="/api/v1/fast/search"';
 		const buckets = lines.filter((x) => x.startsWith(`gitinsight_request_duration_seconds_bucket{${l},`));
-		expect(buckets.map((b) => /le="([^"]+)"/.exec(b)?.[1])).toEqual([...DURATION_BUCKETS.map(String), "+Inf"]);
+		expect(buckets.map((b) => /le="([^"]+)"/.exec(b)?.[1])).toEqual([
+			...DURATION_BUCKETS.map(String),
+			"+Inf",
+		]);
 		const values = buckets.map((b) => Number(b.split(" ").at(-1)));
 		expect(values).toEqual([4, 7, 10, 11, 12, 12, 12, 12, 12, 12, 12, 12]);
 		for (let i = 1; i < values.length; i++) expect(values[i]).toBeGreaterThanOrEqual(values[i - 1] ?? 0);

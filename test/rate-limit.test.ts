@@ -12,7 +12,13 @@ import { errorBody, hs256Token } from "./helpers";
 async function send(
 	bindings: Partial<Env>,
 	path: string,
-	init: { ip?: string; token?: string; method?: string; headers?: Record<string, string>; body?: string } = {},
+	init: {
+		ip?: string;
+		token?: string;
+		method?: string;
+		headers?: Record<string, string>;
+		body?: string;
+	} = {},
 ): Promise<Response> {
 	const headers = new Headers(init.headers);
 	if (init.ip) headers.set("cf-connecting-ip", init.ip);
@@ -39,7 +45,8 @@ function limited(overrides: Partial<Env> = {}): Partial<Env> {
 }
 
 /** A client address no other test (or earlier run against the same Redis) uses. */
-const freshIp = () => Array.from(crypto.getRandomValues(new Uint8Array(4)), (b, i) => (i === 0 ? 10 : b)).join(".");
+const freshIp = () =>
+	Array.from(crypto.getRandomValues(new Uint8Array(4)), (b, i) => (i === 0 ? 10 : b)).join(".");
 
 beforeEach(() => resetRateLimiterState());
 
@@ -79,7 +86,8 @@ describe("rate limits", () => {
 	it("shares one count between isolates through Redis", async () => {
 		const bindings = limited();
 		const ip = freshIp();
-		for (let i = 0; i < 2; i++) await (await send(bindings, "/api/v1/fast/search?q=a", { ip })).body?.cancel();
+		for (let i = 0; i < 2; i++)
+			await (await send(bindings, "/api/v1/fast/search?q=a", { ip })).body?.cancel();
 		// A fresh isolate knows nothing locally: Redis tells it two of three are used.
 		resetRateLimiterState();
 		const third = await send(bindings, "/api/v1/fast/search?q=a", { ip });
@@ -93,7 +101,8 @@ describe("rate limits", () => {
 	it("keeps budgets apart: search exhausted, reads still allowed", async () => {
 		const bindings = limited();
 		const ip = freshIp();
-		for (let i = 0; i < 3; i++) await (await send(bindings, "/api/v1/fast/search?q=go", { ip })).body?.cancel();
+		for (let i = 0; i < 3; i++)
+			await (await send(bindings, "/api/v1/fast/search?q=go", { ip })).body?.cancel();
 		expect((await send(bindings, "/api/v1/fast/search?q=go", { ip })).status).toBe(429);
 		const read = await send(bindings, "/api/v1/fast/leaderboard", { ip });
 		expect(read.status).toBe(200);

@@ -24,7 +24,9 @@ describe("GET /api/v1/system/stats", () => {
 		const token = await hs256Token({ role: "admin", sub: "ops" });
 		const ctx = createExecutionContext();
 		const res = await worker.fetch(
-			new Request("http://gitinsight.test/api/v1/system/stats", { headers: { authorization: `Bearer ${token}` } }),
+			new Request("http://gitinsight.test/api/v1/system/stats", {
+				headers: { authorization: `Bearer ${token}` },
+			}),
 			{ ...env, AE_SQL_URL: "", GLOBAL_HUB_SHARDS: "3" } as Env,
 			ctx,
 		);
