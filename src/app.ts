@@ -1,8 +1,9 @@
 // The Hono app: middleware order, feature mounts, one error envelope for everything.
 import { Hono } from "hono";
 import type { AppEnv } from "./env";
-import { notFound, onError } from "./errors";
+import { methodNotAllowed, notFound, onError } from "./errors";
 import { leaderboard } from "./leaderboard/leaderboard.routes";
+import { allowedMethods } from "./lib/allowed-methods";
 import { cors } from "./middleware/cors";
 import { rateLimit } from "./middleware/rate-limit";
 import { requestContext } from "./middleware/request-context";
@@ -38,7 +39,11 @@ export function createApp() {
 	app.route("/api/v1/stream", stream);
 	app.route("/api/v1/events", events);
 	app.route("/", live);
-	app.notFound(notFound);
+	const allowed = allowedMethods(app.routes);
+	app.notFound((c) => {
+		const methods = allowed(c.req.path);
+		return methods.length > 0 && !methods.includes(c.req.method) ? methodNotAllowed(c, methods) : notFound(c);
+	});
 	app.onError(onError);
 	return app;
 }

@@ -147,6 +147,16 @@ export function onError(err: Error, c: Context<AppEnv>): Response {
 	return errorResponse(c, new ApiError("internal_error", "internal error"));
 }
 
+/** 405 with `Allow`, for a path that exists with other methods. */
+export function methodNotAllowed(c: Context<AppEnv>, allow: string[]): Response {
+	return errorResponse(
+		c,
+		new ApiError("method_not_allowed", `${c.req.method} is not allowed here; use ${allow.join(", ")}`, {
+			headers: { Allow: allow.join(", ") },
+		}),
+	);
+}
+
 export function notFound(c: Context<AppEnv>): Response {
 	return errorResponse(
 		c,

@@ -1,6 +1,6 @@
 // The one error envelope: unknown routes, request ids, and no 500 for bad input.
 import { describe, expect, it } from "vitest";
-import { call, errorBody } from "./helpers";
+import { call, errorBody, hs256Token } from "./helpers";
 
 describe("error envelope", () => {
 	it("answers unknown routes with 404 in the envelope", async () => {
@@ -11,12 +11,6 @@ describe("error envelope", () => {
 		expect(err).toMatchObject({ code: "not_found" });
 		expect(err.request_id).toMatch(/^[0-9a-f-]{36}$/);
 		expect(res.headers.get("x-request-id")).toBe(err.request_id);
-	});
-
-	it("answers a wrong method with 404 in the envelope", async () => {
-		const res = await call("/health", { method: "DELETE" });
-		expect(res.status).toBe(404);
-		expect((await errorBody(res)).code).toBe("not_found");
 	});
 
 	it("keeps a well-formed incoming X-Request-Id and replaces a hostile one", async () => {
@@ -39,5 +33,33 @@ describe("error envelope", () => {
 		expect(res.status).toBeGreaterThanOrEqual(400);
 		expect(res.status).toBeLessThan(500);
 		expect((await errorBody(res)).code).toBeTypeOf("string");
+	});
+});
+
+describe("methods", () => {
+	it("answers 405 with Allow for a path that exists with other methods", async () => {
+		for (const [method, path, allow] of [
+			["DELETE", "/health", "GET, HEAD, OPTIONS"],
+			["POST", "/api/v1/fast/search?q=x", "GET, HEAD, OPTIONS"],
+			["PUT", "/api/v1/fast/repositories/3f7e2d1c-0000-4000-8000-000000000000/summary", "GET, HEAD, OPTIONS"],
+			["GET", "/api/v1/events", "OPTIONS, POST"],
+			["GET", "/api/v1/events/batch", "OPTIONS, POST"],
+		] as const) {
+			// Protected paths check the token and role first (401/403), then the method.
+			const role = path.startsWith("/api/v1/events") ? "service" : "user";
+			const res = await call(path, { method, token: await hs256Token({ role }) });
+			expect(res.status, `${method} ${path}`).toBe(405);
+			expect(res.headers.get("allow")).toBe(allow);
+			const error = await errorBody(res);
+			expect(error.code).toBe("method_not_allowed");
+			expect(error.request_id).toBe(res.headers.get("x-request-id"));
+		}
+	});
+
+	it("keeps 404 for paths no method has", async () => {
+		const res = await call("/api/v1/nothing-here", { method: "DELETE" });
+		expect(res.status).toBe(404);
+		expect(res.headers.get("allow")).toBeNull();
+		expect((await errorBody(res)).code).toBe("not_found");
 	});
 });
