@@ -492,6 +492,33 @@ describe("search at scale: the statement's modes", () => {
 		}
 	});
 
+	it("pages the updated order from its covering index, exactly, with filters", async () => {
+		const [top] = await rows<{ word: string }>(sql`
+			SELECT word FROM ts_stat('SELECT search FROM repositories') WHERE word ~ '^[a-z]{3,}$'
+			ORDER BY ndoc DESC, word LIMIT 1`);
+		const word = top?.word ?? common;
+		for (const [q, where] of [
+			[word, match(word)],
+			[`${word} fork:false`, sql`${match(word)} AND NOT is_fork`],
+		] as const) {
+			const [all] = await rows<{ n: number }>(
+				sql`SELECT count(*)::int AS n FROM repositories WHERE ${where}`,
+			);
+			const n = all?.n ?? 0;
+			expect(n).toBeGreaterThan(20);
+			for (const offset of [0, Math.floor(n / 2), n - 7]) {
+				const r = await run(q, { sort: "updated", limit: 15, offset }, { sampleRows: 200, exactLimit: 10 });
+				expect(r.total_is_estimate).toBe(true);
+				const expected = await rows<{ id: string }>(sql`
+					SELECT id FROM repositories WHERE ${where} ORDER BY updated_at DESC, id OFFSET ${offset} LIMIT 15`);
+				expect(
+					r.repositories.map((x) => x.id),
+					`${q} offset ${offset}`,
+				).toEqual(expected.map((x) => x.id));
+			}
+		}
+	});
+
 	it("ranks a window of the most-starred popular matches, then continues by stars (a total order)", async () => {
 		const [top] = await rows<{ word: string }>(sql`
 			SELECT word FROM ts_stat('SELECT search FROM repositories') WHERE word ~ '^[a-z]{3,}$'

@@ -22,8 +22,9 @@
 //                 exact; a facet is exact when its base is P, i.e. its own filter is absent);
 //   mode "sample" both are large: total and facets are the sample's counts scaled to the table
 //                 (flagged total_is_estimate / facets_are_estimates); the page comes from the
-//                 indexes: the sort's b-tree walked in order up to the page (for stars and forks
-//                 a covering partial b-tree, so deep pages need no heap visit per skipped row).
+//                 indexes: the sort's covering b-tree walked in order up to the page (partial over
+//                 the head of the stars and forks orders, whole-table for updated_at), so deep
+//                 pages need no heap visit per skipped row.
 // Only the branch a request needs is executed: each lives in a scalar subquery of a CASE, which
 // Postgres evaluates lazily.
 //
@@ -72,17 +73,19 @@ export const NO_JIT = sql`SET LOCAL jit = off`;
 const POPULAR = sql.raw("100");
 
 /**
- * The stars and forks orders have covering partial b-trees (repositories_{stars,forks}_cover_idx:
- * the sort key, id, search, language, is_fork, for rows with stars >= 10 / forks >= 2, about a
- * tenth of the table). A deep page walks the head of the order index-only (no heap visit per
- * candidate row), merged with the head's rare oversize rows (a tsvector too big for a b-tree
- * entry: repositories_*_oversize_idx), then, if the head runs out, the rest of the order. The
- * literals must equal the indexes' predicates.
+ * Each sort order has a covering b-tree (repositories_{stars,forks,updated}_cover_idx: the sort
+ * key, id, search, language, is_fork). For stars and forks it is partial over the head of the
+ * order (stars >= 10 / forks >= 2, about a tenth of the table); updated_at has no head that stays
+ * put as time passes, so its index covers every row (min: null, no tail). A deep page walks the
+ * head index-only (no heap visit per candidate row), merged with the head's rare oversize rows (a
+ * tsvector too big for a b-tree entry: repositories_*_oversize_idx), then, if the head runs out,
+ * the rest of the order. The literals must equal the indexes' predicates.
  */
-const COVERED = {
+const COVERED: Record<"stars" | "forks" | "updated", { column: SQL; min: SQL | null }> = {
 	stars: { column: sql.raw("r.stars"), min: sql.raw("10") },
 	forks: { column: sql.raw("r.forks"), min: sql.raw("2") },
-} as const;
+	updated: { column: sql.raw("r.updated_at"), min: null },
+};
 const FITS = sql.raw("octet_length(r.search::text) <= 1600");
 const OVERSIZE = sql.raw("octet_length(r.search::text) > 1600");
 type CoveredSort = keyof typeof COVERED;
@@ -255,14 +258,17 @@ export function searchSql(req: SearchRequest, tuning: SearchTuning = DEFAULT_TUN
 		const { column, min } = COVERED[sortName];
 		const head = sql.raw(name);
 		const headCount = sql`(SELECT count(*) FROM ${head})`;
+		const inHead = min ? sql` AND ${column} >= ${min}` : sql``;
 		const part = (size: SQL) => sql`(SELECT r.id, ${column} AS k FROM repositories r
-		WHERE ${P} AND ${column} >= ${min} AND ${size} ORDER BY ${column} DESC NULLS LAST, r.id LIMIT ${end})`;
+		WHERE ${P}${inHead} AND ${size} ORDER BY ${column} DESC NULLS LAST, r.id LIMIT ${end})`;
 		ctes.push(sql`${head} AS MATERIALIZED (
 	SELECT id, k FROM (${part(FITS)} UNION ALL ${part(OVERSIZE)}) u ORDER BY k DESC NULLS LAST, id LIMIT ${end}
 )`);
-		return sql`
+		const headPage = sql`
 			SELECT id, ${ordBase} + row_number() OVER (ORDER BY k DESC NULLS LAST, id) AS ord FROM (
-				SELECT id, k FROM ${head} ORDER BY k DESC NULLS LAST, id OFFSET ${from}) h
+				SELECT id, k FROM ${head} ORDER BY k DESC NULLS LAST, id OFFSET ${from}) h`;
+		if (!min) return headPage;
+		return sql`${headPage}
 			UNION ALL
 			SELECT id, ${ordBase + 1_000_000} + row_number() OVER (ORDER BY k DESC NULLS LAST, id) FROM (
 				SELECT r.id, ${column} AS k FROM repositories r WHERE ${P} AND ${column} < ${min}
@@ -286,13 +292,8 @@ export function searchSql(req: SearchRequest, tuning: SearchTuning = DEFAULT_TUN
 			UNION ALL
 			${covered("tail_s", "stars", from, sql`${offset} + ${limit}`, 1_000_000)}
 		) d`;
-	} else if (sort === "stars" || sort === "forks") {
-		direct = sql`SELECT id, ord FROM (${covered("head_s", sort, offset, sql`${offset} + ${limit}`, 0)}) d`;
 	} else {
-		direct = sql`
-		SELECT id, ${ord} AS ord FROM (
-			SELECT r.id, ${column} AS k FROM repositories r WHERE ${P}
-			ORDER BY ${column} DESC NULLS LAST, r.id LIMIT ${limit} OFFSET ${offset}) d`;
+		direct = sql`SELECT id, ord FROM (${covered("head_s", sort, offset, sql`${offset} + ${limit}`, 0)}) d`;
 	}
 
 	ctes.unshift(

@@ -1,0 +1,2 @@
+CREATE INDEX "repositories_updated_cover_idx" ON "repositories" USING btree ("updated_at" DESC NULLS LAST,"id","search","language","is_fork") WHERE octet_length("repositories"."search"::text) <= 1600;--> statement-breakpoint
+CREATE INDEX "repositories_updated_oversize_idx" ON "repositories" USING btree ("updated_at" DESC NULLS LAST,"id") WHERE octet_length("repositories"."search"::text) > 1600;
