@@ -16,7 +16,12 @@ import {
 	requestDataPoint,
 	type SinkBatch,
 } from "../src/lib/metrics";
-import { DURATION_BUCKETS, metricsQueries } from "../src/ops/metrics.queries";
+import {
+	COUNTER_PERIOD_DAYS,
+	counterPeriodStart,
+	DURATION_BUCKETS,
+	metricsQueries,
+} from "../src/ops/metrics.queries";
 
 const sinkUrl = inject("aeSinkUrl");
 const sqlUrl = inject("aeSqlUrl");
@@ -246,7 +251,7 @@ describe("metricsQueries through the SQL API", () => {
 		});
 		await sink(name, [
 			req(now, "hit", "memory", 0.0625, 10),
-			req(now - 10 * 60_000, "miss", "origin", 0.5, 3), // outside recent(300), inside the 90 days
+			req(now - 10 * 60_000, "miss", "origin", 0.5, 3), // outside recent(300), inside the counter period
 			req(now - 91 * DAY, "miss", "origin", 0.5, 100), // outside every window
 			{ ...req(now, "hit", "memory", 0.0625, 50), blobs: ["request", "2", "GET", "/x", "200"] }, // layout v2: ignored
 			hub(now - 25 * HOUR, "r1", [7, 1, 7]), // too old for connections, counted by delivered
@@ -262,7 +267,9 @@ describe("metricsQueries through the SQL API", () => {
 			},
 		]);
 
-		const q = metricsQueries(name);
+		// Counters from 90 days back (the default, this 30-day period's start, would make the rows
+		// above straddle it on some days).
+		const q = metricsQueries(name, (now - 90 * DAY) / 1000);
 		expect((await json(q.requestTotals)).data).toEqual([
 			{
 				method: "GET",
@@ -289,6 +296,25 @@ describe("metricsQueries through the SQL API", () => {
 			{ hub_kind: "repo", published: 1 + 1 + 1 + 5 * 2, delivered: 7 + 2 + 4 + 5 * 18 },
 		]);
 		expect((await json(q.ingested)).data).toEqual([{ type: "analysis_failed", accepted: 8, duplicates: 4 }]);
+	});
+
+	it("counts from the counter period's start: rows before it are left out", async () => {
+		const name = dataset("period");
+		const now = Date.now();
+		const since = counterPeriodStart(now);
+		expect(since % (COUNTER_PERIOD_DAYS * 86_400)).toBe(0);
+		expect(since * 1000).toBeLessThanOrEqual(now);
+		expect(now - since * 1000).toBeLessThan(COUNTER_PERIOD_DAYS * DAY);
+		const point = (timestamp: number): Point => ({
+			timestamp,
+			indexes: ["ingest:analysis_failed"],
+			blobs: ["ingest", "1", "analysis_failed"],
+			doubles: [1, 0],
+		});
+		// One row a second before the period, one at its first second, one now.
+		await sink(name, [point(since * 1000 - 1000), point(since * 1000), point(now)]);
+		const rows = (await json(metricsQueries(name, since).ingested)).data;
+		expect(rows).toEqual([{ type: "analysis_failed", accepted: 2, duplicates: 0 }]);
 	});
 
 	it("answers an empty dataset (never written) with no rows", async () => {

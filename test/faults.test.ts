@@ -75,6 +75,7 @@ async function control(url: string, init: RequestInit): Promise<void> {
 function setFault(which: "postgres" | "redis", scope: string, mode: string, delayMs?: number) {
 	return control(which === "postgres" ? NEON_CONTROL : UPSTASH_CONTROL, {
 		method: "POST",
+		headers: { "content-type": "application/json" },
 		body: JSON.stringify({ scope, mode, delayMs }),
 	});
 }

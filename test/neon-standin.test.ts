@@ -742,6 +742,7 @@ describe("fault injection, scoped by host", () => {
 	): Promise<{ status: number; json: unknown }> {
 		const res = await fetch(`${CONTROL}${query}`, {
 			method,
+			headers: { "content-type": "application/json" },
 			...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
 		});
 		return { status: res.status, json: await res.json() };
@@ -799,6 +800,21 @@ describe("fault injection, scoped by host", () => {
 			json: { scope: host, deleted: true },
 		});
 		expect((await control("DELETE", undefined, `?scope=${host}`)).json).toMatchObject({ deleted: false });
+	});
+
+	it("control refuses what a web page could send: no JSON content type (415), an Origin (403)", async () => {
+		const body = JSON.stringify({ scope: "from-a-page", mode: "none" });
+		const plain = await fetch(CONTROL, { method: "POST", headers: { "content-type": "text/plain" }, body });
+		expect(plain.status).toBe(415);
+		await plain.body?.cancel();
+		const cross = await fetch(CONTROL, {
+			method: "POST",
+			headers: { "content-type": "application/json", origin: "https://evil.example" },
+			body,
+		});
+		expect(cross.status).toBe(403);
+		await cross.body?.cancel();
+		expect(JSON.stringify((await control("GET")).json)).not.toContain("from-a-page");
 	});
 
 	it("HTTP fail: 503 with Neon's error JSON for that host only; cleared, it works again", async () => {

@@ -415,7 +415,11 @@ describe("Upstash stand-in fault injection, scoped by token", () => {
 	const CONTROL = `${url}/__faults`;
 
 	async function setFault(scope: string, mode: string, delayMs?: number): Promise<void> {
-		const res = await fetch(CONTROL, { method: "POST", body: JSON.stringify({ scope, mode, delayMs }) });
+		const res = await fetch(CONTROL, {
+			method: "POST",
+			headers: { "content-type": "application/json" },
+			body: JSON.stringify({ scope, mode, delayMs }),
+		});
 		expect(res.status, await res.text()).toBe(200);
 	}
 
@@ -463,7 +467,11 @@ describe("Upstash stand-in fault injection, scoped by token", () => {
 			'{"scope":"x","mode":"boom"}',
 			'{"scope":"x","mode":"delay"}',
 		]) {
-			const res = await fetch(CONTROL, { method: "POST", body: bad });
+			const res = await fetch(CONTROL, {
+				method: "POST",
+				headers: { "content-type": "application/json" },
+				body: bad,
+			});
 			expect(res.status, bad).toBe(400);
 			expect(await res.json()).toEqual({ error: expect.any(String) });
 		}

@@ -160,6 +160,13 @@ export function handleFaultControl(registry: FaultRegistry, req: IncomingMessage
 		req.resume();
 		return;
 	}
+	// Browsers send Origin on cross-site requests: a web page must not reach this endpoint (a
+	// "none" fault would make any token valid on the Upstash stand-in). Tests never send Origin.
+	if (req.headers.origin !== undefined) {
+		reply(403, { error: "the fault control endpoint refuses browser requests" });
+		req.resume();
+		return;
+	}
 	const url = new URL(req.url ?? "/", "http://localhost");
 	if (req.method === "GET") {
 		reply(200, { faults: registry.list() });
@@ -176,6 +183,12 @@ export function handleFaultControl(registry: FaultRegistry, req: IncomingMessage
 	if (req.method !== "POST") {
 		res.setHeader("allow", "GET, POST, DELETE");
 		reply(405, { error: "use GET, POST or DELETE" });
+		req.resume();
+		return;
+	}
+	if (!/^application\/json\s*(;|$)/i.test(req.headers["content-type"] ?? "")) {
+		// A form or text/plain POST needs no CORS preflight; JSON does.
+		reply(415, { error: "the body must be application/json" });
 		req.resume();
 		return;
 	}

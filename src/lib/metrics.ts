@@ -136,14 +136,18 @@ const SINK_MAX_PENDING = 10_000;
 // from concurrent requests go out together.
 interface Buffer {
 	points: SinkBatch["points"];
-	flushing: boolean;
+	/** When the running flush started (0: none); one cut off with its request is retried later. */
+	flushingSince: number;
 }
+const FLUSH_DEAD_MS = 10_000;
 const buffers = new Map<string, Buffer>();
 let sinkFailures = 0;
 
 async function flushSink(url: string, dataset: string, buffer: Buffer): Promise<void> {
 	const pending = buffer.points;
-	while (pending.length > 0) {
+	const started = Date.now();
+	// Bounded, so it never outlives its request's waitUntil: later writes start another flush.
+	while (pending.length > 0 && Date.now() - started < SINK_TIMEOUT_MS) {
 		const points = pending.splice(0, SINK_MAX_BATCH);
 		try {
 			const res = await fetch(url, {
@@ -207,7 +211,7 @@ export class Metrics {
 		const dest = `${sinkUrl} ${datasetName}`;
 		let buffer = buffers.get(dest);
 		if (!buffer) {
-			buffer = { points: [], flushing: false };
+			buffer = { points: [], flushingSince: 0 };
 			buffers.set(dest, buffer);
 		}
 		const pending = buffer.points;
@@ -218,18 +222,18 @@ export class Metrics {
 			doubles: [...(point.doubles ?? [])],
 		});
 		if (pending.length > SINK_MAX_PENDING) pending.splice(0, pending.length - SINK_MAX_PENDING);
-		if (buffer.flushing) return;
-		buffer.flushing = true;
+		const now = Date.now();
+		if (buffer.flushingSince !== 0 && now - buffer.flushingSince < FLUSH_DEAD_MS) return;
+		buffer.flushingSince = now;
 		const b = buffer;
+		const release = () => {
+			if (b.flushingSince === now) b.flushingSince = 0;
+		};
 		try {
-			ctx.waitUntil(
-				flushSink(sinkUrl, datasetName, b).finally(() => {
-					b.flushing = false;
-				}),
-			);
+			ctx.waitUntil(flushSink(sinkUrl, datasetName, b).finally(release));
 		} catch {
 			// Outside a request (no waitUntil): the next write flushes the buffer.
-			b.flushing = false;
+			release();
 		}
 	}
 }

@@ -50,6 +50,13 @@ return {1, cur, prev}
 const STORE_BACKOFF_MS = 10_000;
 /** How long a background sync waits for more requests of the same caller to add in one call. */
 const FLUSH_DELAY_MS = 20;
+/** One background sync runs at most this long; the next request starts another. */
+const SYNC_BUDGET_MS = 1000;
+const SYNC_DEAD_MS = 5000;
+
+function syncing(k: Known, now: number): boolean {
+	return k.flushingSince !== 0 && now - k.flushingSince < SYNC_DEAD_MS;
+}
 const WARN_EVERY_MS = 60_000;
 
 // Isolate-scoped: when the store last failed, when that was last logged, and callers known to
@@ -63,6 +70,9 @@ const BLOCKED_MAX = 10_000;
 export function clientKey(ip: string | undefined): string {
 	if (!ip) return "ip:unknown";
 	if (!ip.includes(":")) return `ip:${ip}`;
+	// An IPv4-mapped IPv6 address (::ffff:203.0.113.5) is that IPv4 client.
+	const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
+	if (mapped) return `ip:${mapped[1]}`;
 	const [head = "", tail = ""] = ip.toLowerCase().split("::", 2);
 	const h = head ? head.split(":") : [];
 	const t = ip.includes("::") && tail ? tail.split(":") : [];
@@ -107,6 +117,10 @@ function decide(budget: RateBudget, nowMs: number, allowed: boolean, cur: number
 		// Room comes back as the previous window's weight decays: prev × (1 − f) ≤ limit − cur − 1.
 		const f = 1 - (budget.limit - cur - 1) / prev;
 		resetS = Math.max(1, Math.ceil((f - elapsed) * budget.windowS));
+	} else if (!allowed && cur > 0) {
+		// The current window alone is full: it becomes the previous one, and room comes back once
+		// its weight has decayed to (limit − 1) / cur into the next window.
+		resetS = Math.ceil(untilWindowEnd + budget.windowS * Math.max(0, 1 - (budget.limit - 1) / cur));
 	}
 	return { allowed, remaining, resetS: Math.max(allowed ? 0 : 1, resetS) };
 }
@@ -140,7 +154,8 @@ interface Known {
 	cur: number;
 	prev: number;
 	pending: number;
-	flushing: boolean;
+	/** When the running background sync started (0: none). A sync cut off with its request is presumed dead after SYNC_DEAD_MS. */
+	flushingSince: number;
 }
 
 // Isolate-scoped; bounded (cleared when full, which only costs a Redis round trip per caller).
@@ -162,9 +177,11 @@ async function flush(
 	k: Known,
 	windowMs: number,
 ): Promise<void> {
-	k.flushing = true;
+	const started = Date.now();
+	k.flushingSince = started;
 	try {
-		while (k.pending > 0) {
+		// Bounded, so it never outlives its request's waitUntil: the next request starts another.
+		while (k.pending > 0 && Date.now() - started < SYNC_BUDGET_MS) {
 			// Let concurrent requests of this caller join the same Redis call.
 			await new Promise((resolve) => setTimeout(resolve, FLUSH_DELAY_MS));
 			const n = k.pending;
@@ -188,7 +205,7 @@ async function flush(
 			}
 		}
 	} finally {
-		k.flushing = false;
+		if (k.flushingSince === started) k.flushingSince = 0;
 	}
 }
 
@@ -205,6 +222,8 @@ export const rateLimit = createMiddleware<AppEnv>(async (c, next) => {
 	const budget = config.rateLimits[name];
 	if (!budget) return next();
 	const now = Date.now();
+	// No store, or it is known down: allow without even working out who is calling.
+	if (!redis || now < storeDownUntil) return next();
 	const caller = await callerOf(c);
 	const id = `${name}|${caller}`;
 	const blockedUntil = blocked.get(id);
@@ -215,7 +234,6 @@ export const rateLimit = createMiddleware<AppEnv>(async (c, next) => {
 		}
 		blocked.delete(id);
 	}
-	if (!redis || now < storeDownUntil) return next();
 
 	const windowMs = budget.windowS * 1000;
 	const index = Math.floor(now / windowMs);
@@ -224,7 +242,7 @@ export const rateLimit = createMiddleware<AppEnv>(async (c, next) => {
 	let k = known.get(id);
 	if (k && k.index !== index) {
 		// A new window: what was counted locally belongs to the old one.
-		if (k.pending > 0 && !k.flushing) ctx.waitUntil(flush(redis, keyOf, k, windowMs));
+		if (k.pending > 0 && !syncing(k, now)) ctx.waitUntil(flush(redis, keyOf, k, windowMs));
 		k = undefined;
 	}
 	let decision: Decision;
@@ -235,7 +253,7 @@ export const rateLimit = createMiddleware<AppEnv>(async (c, next) => {
 		} else {
 			k.pending++;
 			decision = decide(budget, now, true, k.cur + k.pending, k.prev);
-			if (!k.flushing) ctx.waitUntil(flush(redis, keyOf, k, windowMs));
+			if (!syncing(k, now)) ctx.waitUntil(flush(redis, keyOf, k, windowMs));
 		}
 	} else {
 		try {
@@ -246,8 +264,15 @@ export const rateLimit = createMiddleware<AppEnv>(async (c, next) => {
 			);
 			const [allowed, cur, prev] = reply.map(Number) as [number, number, number];
 			decision = decide(budget, now, allowed === 1, cur, prev);
-			if (known.size >= KNOWN_MAX) known.clear();
-			known.set(id, { index, cur, prev, pending: 0, flushing: false });
+			const raced = known.get(id);
+			if (raced && raced.index === index) {
+				// Another request of this caller asked Redis at the same time: merge, keep its pending.
+				raced.cur = Math.max(raced.cur, cur);
+				raced.prev = prev;
+			} else {
+				if (known.size >= KNOWN_MAX) known.clear();
+				known.set(id, { index, cur, prev, pending: 0, flushingSince: 0 });
+			}
 		} catch (err) {
 			storeDownUntil = now + STORE_BACKOFF_MS;
 			warnStoreDown(err, now);

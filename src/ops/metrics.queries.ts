@@ -3,16 +3,24 @@
 // literals with a quoted number). Counts are always weighted by _sample_interval: each stored
 // row stands for that many events once AE samples.
 //
-// Counters (requests, events, messages) are cumulative over AE's retention (90 days): a
-// Prometheus server sees them grow, and a decrease (old data leaving the window) as a reset.
+// Counters (requests, events, messages) count from the start of the current 30-day period (a
+// fixed instant, so between scrapes they only grow), and start again at the next period: one
+// counter reset a month, which Prometheus' rate() and increase() handle. A sliding 90-day window
+// would make them dip whenever old data leaves it, and every dip reads as a huge false reset.
 // The layout the queries read is in src/lib/metrics.ts.
 import { LAYOUT_VERSION } from "../lib/metrics";
 
 /** Prometheus' default histogram buckets (client_golang DefBuckets), in seconds. */
 export const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
 
-/** How far back counters reach: AE keeps data for three months. */
-export const RETENTION_DAYS = 90;
+/** Counters restart every COUNTER_PERIOD_DAYS (AE keeps data for three months). */
+export const COUNTER_PERIOD_DAYS = 30;
+
+/** The start of the counter period holding `nowMs`, in unix seconds. */
+export function counterPeriodStart(nowMs: number): number {
+	const period = COUNTER_PERIOD_DAYS * 86_400;
+	return Math.floor(nowMs / 1000 / period) * period;
+}
 /** A hub that has reported nothing for this long is assumed gone (restarted or emptied). */
 export const HUB_SILENCE_HOURS = 24;
 
@@ -45,9 +53,13 @@ export interface MetricsQueries {
 	delivered: string;
 }
 
-export function metricsQueries(dataset: string): MetricsQueries {
+/** `countersSince`: unix seconds the counters count from (default: this period's start). */
+export function metricsQueries(
+	dataset: string,
+	countersSince: number = counterPeriodStart(Date.now()),
+): MetricsQueries {
 	const table = assertDatasetName(dataset);
-	const retention = `timestamp > now() - INTERVAL '${RETENTION_DAYS}' DAY`;
+	const retention = `timestamp >= toDateTime(${Math.floor(countersSince)})`;
 	return {
 		requestTotals: [
 			"SELECT blob3 AS method, blob4 AS endpoint, blob5 AS status,",

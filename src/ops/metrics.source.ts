@@ -132,7 +132,7 @@ interface State {
 	last: Parts;
 	fullAt: number | null;
 	cached?: { snapshot: Snapshot; until: number };
-	loading?: Promise<Snapshot>;
+	loading?: { promise: Promise<Snapshot>; startedAt: number };
 	failures: number;
 }
 
@@ -171,26 +171,51 @@ async function load(config: Config, state: State, now: () => number): Promise<Sn
 	return { ...next, sourceUp: up, fullAt: state.fullAt, takenAt };
 }
 
-/** The cached snapshot, or a fresh one when it is older than METRICS_CACHE_TTL_MS. */
-export function readSnapshot(config: Config, now: () => number = Date.now): Promise<Snapshot> {
+/** A shared load older than this is presumed dead (its request was cancelled) and replaced. */
+const LOAD_STALE_MS = QUERY_TIMEOUT_MS + 1000;
+/** No caller waits on a shared load for longer than this; it answers with what it has. */
+const WAIT_MS = QUERY_TIMEOUT_MS + 500;
+
+/**
+ * The cached snapshot, or a fresh one when it is older than METRICS_CACHE_TTL_MS. One load runs
+ * at a time per isolate, kept alive by the starting request's ctx.waitUntil; since that request
+ * can still be cancelled, every caller also bounds its own wait and falls back to the last
+ * values read (source down) rather than hang on another request's work.
+ */
+export function readSnapshot(
+	config: Config,
+	ctx: { waitUntil(p: Promise<unknown>): void },
+	now: () => number = Date.now,
+): Promise<Snapshot> {
 	let state = states.get(config);
 	if (!state) {
 		state = { last: EMPTY, fullAt: null, failures: 0 };
 		states.set(config, state);
 	}
-	const t = now();
-	if (state.cached && state.cached.until > t) return Promise.resolve(state.cached.snapshot);
-	if (state.loading !== undefined) return state.loading;
 	const s = state;
-	s.loading = load(config, s, now)
-		.then((snapshot) => {
-			s.cached = { snapshot, until: now() + config.METRICS_CACHE_TTL_MS };
-			return snapshot;
-		})
-		.finally(() => {
-			s.loading = undefined;
-		});
-	return s.loading;
+	const t = now();
+	if (s.cached && s.cached.until > t) return Promise.resolve(s.cached.snapshot);
+	if (s.loading === undefined || t - s.loading.startedAt > LOAD_STALE_MS) {
+		const startedAt = t;
+		const promise = load(config, s, now)
+			.then((snapshot) => {
+				s.cached = { snapshot, until: now() + config.METRICS_CACHE_TTL_MS };
+				return snapshot;
+			})
+			.finally(() => {
+				if (s.loading?.startedAt === startedAt) s.loading = undefined;
+			});
+		s.loading = { promise, startedAt };
+		ctx.waitUntil(promise.catch(() => undefined));
+	}
+	const fallback = (): Snapshot => ({ ...s.last, sourceUp: false, fullAt: s.fullAt, takenAt: now() });
+	let timer: ReturnType<typeof setTimeout> | undefined;
+	const timeout = new Promise<Snapshot>((resolve) => {
+		timer = setTimeout(() => resolve(fallback()), WAIT_MS);
+	});
+	return Promise.race([s.loading.promise.catch(fallback), timeout]).finally(() => {
+		if (timer !== undefined) clearTimeout(timer);
+	});
 }
 
 /** Served-from-cache share of cacheable requests, overall and per tier; null without traffic. */

@@ -183,7 +183,7 @@ export const metrics = new Hono<AppEnv>().get("/", async (c) => {
 			});
 		}
 	}
-	const snapshot = await readSnapshot(config);
+	const snapshot = await readSnapshot(config, c.executionCtx);
 	return c.body(renderMetrics(snapshot, config), 200, {
 		"Content-Type": EXPOSITION_CONTENT_TYPE,
 		"Cache-Control": "no-store",

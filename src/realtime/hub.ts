@@ -32,6 +32,8 @@ export abstract class Hub extends DurableObject<Env> {
 	// Keyed by the socket objects getWebSockets() returns; a WeakMap so sockets the runtime has
 	// dropped without a close event (workerd#1187) cannot leak here.
 	readonly #conns = new WeakMap<WebSocket, Conn>();
+	/** Sockets already taken off the count (close and error can both arrive for one socket). */
+	readonly #forgotten = new WeakSet<WebSocket>();
 	#sockets: number | undefined;
 	#metrics: Metrics | null | undefined;
 	#reportedAt = 0;
@@ -192,7 +194,12 @@ export abstract class Hub extends DurableObject<Env> {
 	}
 
 	#forget(ws: WebSocket): void {
-		if (this.#conns.delete(ws) && this.#sockets !== undefined) this.#sockets--;
+		if (this.#forgotten.has(ws)) return;
+		this.#forgotten.add(ws);
+		// A socket accepted before a hibernation is in the count (recounted from getWebSockets())
+		// but not in #conns until touched: its attachment says it is ours.
+		const ours = this.#conns.delete(ws) || isAttachment(safeAttachment(ws));
+		if (ours && this.#sockets !== undefined) this.#sockets = Math.max(0, this.#sockets - 1);
 	}
 
 	#save(ws: WebSocket, conn: Conn): void {
@@ -269,6 +276,14 @@ export abstract class Hub extends DurableObject<Env> {
 		} catch {
 			// Closing or closed (getWebSockets() can still list it): it is dropped by the runtime.
 		}
+	}
+}
+
+function safeAttachment(ws: WebSocket): unknown {
+	try {
+		return ws.deserializeAttachment();
+	} catch {
+		return null;
 	}
 }
 
