@@ -292,6 +292,18 @@ export function searchSql(req: SearchRequest, tuning: SearchTuning = DEFAULT_TUN
 			UNION ALL
 			${covered("tail_s", "stars", from, sql`${offset} + ${limit}`, 1_000_000)}
 		) d`;
+	} else if (sort === "updated") {
+		// The updated_at cover spans the table, so its walk reads about (offset + limit) / share of
+		// P entries. When P is estimated too small for that to pay (deep pages of a mid-frequency
+		// word), the plain statement lets the planner fetch P by GIN and sort it, without the
+		// per-row size check the covered form needs (~1 µs a row). Same order either way.
+		const walk = covered("head_s", sort, offset, sql`${offset} + ${limit}`, 0);
+		direct = sql`
+		SELECT id, ord FROM (${walk}) d WHERE (SELECT walk FROM m)
+		UNION ALL
+		SELECT id, ${ord} AS ord FROM (
+			SELECT r.id, ${column} AS k FROM repositories r WHERE ${P} AND NOT (SELECT walk FROM m)
+			ORDER BY ${column} DESC NULLS LAST, r.id LIMIT ${limit} OFFSET ${offset}) p`;
 	} else {
 		direct = sql`SELECT id, ord FROM (${covered("head_s", sort, offset, sql`${offset} + ${limit}`, 0)}) d`;
 	}
@@ -312,7 +324,11 @@ export function searchSql(req: SearchRequest, tuning: SearchTuning = DEFAULT_TUN
 )`,
 		// rank_exact: relevance ranks every match of P — only where an exact scan fetches them anyway.
 		sql`m AS MATERIALIZED (
-	SELECT rows, seen, mode, mode <> 'sample' AND (pct >= 100 OR p * scale <= ${tuning.rankLimit}::int) AS rank_exact
+	SELECT rows, seen, mode, mode <> 'sample' AND (pct >= 100 OR p * scale <= ${tuning.rankLimit}::int) AS rank_exact,
+		-- Walk a covering index in order rather than fetch P and sort it: entries walked ~ (offset +
+		-- limit) * rows / |P|; rows fetched ~ |B| (GIN finds B; the language and stars filters come
+		-- after), a fetch costing about 4 walked entries.
+		4 * (b * scale) * (p * scale) >= (${offset} + ${limit})::float8 * coalesce(rows, seen) AS walk
 	FROM (SELECT est.*, CASE
 			WHEN pct >= 100 OR b * scale <= ${tuning.exactLimit}::int THEN 'b'
 			${hasP ? sql`WHEN p * scale <= ${tuning.exactLimit}::int AND least(${sql.join(narrow, sql`, `)}) * scale <= ${tuning.exactLimit}::int THEN 'p'` : sql``}
