@@ -28,6 +28,8 @@ export interface Deps {
 }
 
 const REDIS_COMMAND_TIMEOUT_MS = 250;
+/** Invalidations must land (a failed one answers 503): they may wait longer than a read. */
+const REDIS_INVALIDATION_TIMEOUT_MS = 2_000;
 
 export function createDeps(env: Env, ctx: BackgroundContext): Deps {
 	const config = getConfig(env);
@@ -54,6 +56,8 @@ export function createDeps(env: Env, ctx: BackgroundContext): Deps {
 			cache ??= new LayeredCache({
 				edge: caches.default,
 				redis: () => deps.redis,
+				invalidationRedis: () =>
+					config.redis ? createRedis({ ...config.redis, timeoutMs: REDIS_INVALIDATION_TIMEOUT_MS }) : null,
 				prefix: config.REDIS_KEY_PREFIX,
 				ctx,
 				now,

@@ -60,6 +60,11 @@ export interface CacheDeps {
 	edge: Cache | null;
 	/** Called only when the Redis tier is actually needed, so a memory hit builds no client. */
 	redis: () => RedisLike | null;
+	/**
+	 * The client invalidations use: a read may give up on Redis quickly and fall through, an
+	 * invalidation must land, so it can be given a longer timeout. Defaults to `redis`.
+	 */
+	invalidationRedis?: () => RedisLike | null;
 	/** Prefix of every key (Redis key prefix; also scopes the edge cache). */
 	prefix: string;
 	ctx: BackgroundContext;
@@ -315,7 +320,7 @@ export class LayeredCache {
 	async invalidate(policy: CachePolicy, key: string): Promise<boolean> {
 		const fullKey = this.keyOf(policy, key);
 		memory.delete(fullKey);
-		const redis = this.deps.redis();
+		const redis = (this.deps.invalidationRedis ?? this.deps.redis)();
 		const [, redisDone] = await Promise.all([
 			this.deps.edge?.delete(this.edgeRequest(fullKey)).catch((err) => logCacheError("edge delete", err)),
 			redis
