@@ -9,6 +9,7 @@
 //             (sequence.groupOrder), so the two never compete for the machine's cores.
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { configDefaults, defineConfig } from "vitest/config";
+import { stackBindings } from "./test/node/stack-bindings.ts";
 
 export default defineConfig({
 	test: {
@@ -24,19 +25,7 @@ export default defineConfig({
 						remoteBindings: false,
 						miniflare: {
 							bindings: {
-								ENVIRONMENT: "test",
-								DATABASE_URL: inject("databaseUrl"),
-								NEON_HTTP_ENDPOINT: inject("neonHttpEndpoint"),
-								NEON_WS_PROXY: inject("neonWsProxy"),
-								UPSTASH_REDIS_REST_URL: inject("upstashUrl"),
-								UPSTASH_REDIS_REST_TOKEN: inject("upstashToken"),
-								REDIS_KEY_PREFIX: inject("redisKeyPrefix"),
-								JWT_SECRET: inject("jwtSecret"),
-								JWT_JWKS_URL: inject("jwksUrl"),
-								PYTHON_API_URL: inject("pythonApiUrl"),
-								AE_SINK_URL: inject("aeSinkUrl"),
-								AE_SQL_URL: inject("aeSqlUrl"),
-								AE_API_TOKEN: inject("aeApiToken"),
+								...stackBindings(inject),
 								// The suite sends thousands of requests from one "client"; rate limits have
 								// their own tests with small budgets (test/rate-limit.test.ts).
 								RATE_LIMIT_SEARCH: "1000000/60",

@@ -4,25 +4,12 @@ import { SignJWT } from "jose";
 import pg from "pg";
 import { inject } from "vitest";
 import { withDatabase } from "../../scripts/lib/pg.ts";
+import { stackBindings as bindingsFrom } from "../node/stack-bindings.ts";
 import { wranglerVars } from "./worker.ts";
 
 /** Bindings for TestWorker.start: this run's database, stand-ins, secrets and AE stand-in. */
 export function stackBindings(): Record<string, string> {
-	return {
-		ENVIRONMENT: "test",
-		DATABASE_URL: inject("databaseUrl"),
-		NEON_HTTP_ENDPOINT: inject("neonHttpEndpoint"),
-		NEON_WS_PROXY: inject("neonWsProxy"),
-		UPSTASH_REDIS_REST_URL: inject("upstashUrl"),
-		UPSTASH_REDIS_REST_TOKEN: inject("upstashToken"),
-		REDIS_KEY_PREFIX: inject("redisKeyPrefix"),
-		JWT_SECRET: inject("jwtSecret"),
-		JWT_JWKS_URL: inject("jwksUrl"),
-		PYTHON_API_URL: inject("pythonApiUrl"),
-		AE_SINK_URL: inject("aeSinkUrl"),
-		AE_SQL_URL: inject("aeSqlUrl"),
-		AE_API_TOKEN: inject("aeApiToken"),
-	};
+	return bindingsFrom((key) => inject(key));
 }
 
 /** An HS256 token as `npm run token` issues it, valid for 15 minutes. */
