@@ -89,6 +89,13 @@ beforeAll(async () => {
 	starsCut = Math.max(1, cut?.s ?? 1);
 });
 
+/** The word in the most repositories' search vectors (three letters or more). */
+async function mostCommonWord(): Promise<string> {
+	const [top] = await rows<{ word: string }>(sql`
+		SELECT word FROM ts_stat('SELECT search FROM repositories') WHERE word ~ '^[a-z]{3,}$'
+		ORDER BY ndoc DESC, word LIMIT 1`);
+	return top?.word ?? common;
+}
 describe("search payload", () => {
 	it("has the seed's shape", async () => {
 		const b = await body(qs({ q: common, limit: 5 }));
@@ -427,10 +434,7 @@ describe("search at scale: the statement's modes", () => {
 	});
 
 	it("counts P exactly through the popular index for stars >= 100 (mode p)", async () => {
-		const [top] = await rows<{ word: string }>(sql`
-			SELECT word FROM ts_stat('SELECT search FROM repositories') WHERE word ~ '^[a-z]{3,}$'
-			ORDER BY ndoc DESC, word LIMIT 1`);
-		const word = top?.word ?? common;
+		const word = await mostCommonWord();
 		const P = sql`${match(word)} AND stars >= 100`;
 		const t = await truth(P, P, match(word));
 		const r = await run(`${word} stars:>=100`, { sort: "stars" }, { sampleRows: 200, exactLimit: 40 });
@@ -445,10 +449,7 @@ describe("search at scale: the statement's modes", () => {
 	});
 
 	it("estimates from the sample above the cap, flagged, and never below the page", async () => {
-		const [top] = await rows<{ word: string }>(sql`
-			SELECT word FROM ts_stat('SELECT search FROM repositories') WHERE word ~ '^[a-z]{3,}$'
-			ORDER BY ndoc DESC, word LIMIT 1`);
-		const word = top?.word ?? common;
+		const word = await mostCommonWord();
 		const r = await run(word, { sort: "stars" }, { sampleRows: 200, exactLimit: 10 });
 		const t = await truth(match(word), match(word), match(word));
 		expect(r.total_is_estimate).toBe(true);
@@ -465,10 +466,7 @@ describe("search at scale: the statement's modes", () => {
 	});
 
 	it("pages the stars and forks orders across the covered head and the rest, exactly", async () => {
-		const [top] = await rows<{ word: string }>(sql`
-			SELECT word FROM ts_stat('SELECT search FROM repositories') WHERE word ~ '^[a-z]{3,}$'
-			ORDER BY ndoc DESC, word LIMIT 1`);
-		const word = top?.word ?? common;
+		const word = await mostCommonWord();
 		for (const [sort, column, min] of [
 			["stars", sql`stars`, 10],
 			["forks", sql`forks`, 2],
@@ -493,10 +491,7 @@ describe("search at scale: the statement's modes", () => {
 	});
 
 	it("pages the updated order exactly, walking its covering index or sorting the matches", async () => {
-		const [top] = await rows<{ word: string }>(sql`
-			SELECT word FROM ts_stat('SELECT search FROM repositories') WHERE word ~ '^[a-z]{3,}$'
-			ORDER BY ndoc DESC, word LIMIT 1`);
-		const word = top?.word ?? common;
+		const word = await mostCommonWord();
 		// A word in ~4% of rows: too few matches for deep pages to walk the index (the plain form).
 		const [mid] = await rows<{ word: string }>(sql`
 			SELECT word FROM ts_stat('SELECT search FROM repositories') WHERE word ~ '^[a-z]{3,}$' AND ndoc > 30
@@ -526,10 +521,7 @@ describe("search at scale: the statement's modes", () => {
 	});
 
 	it("ranks a window of the most-starred popular matches, then continues by stars (a total order)", async () => {
-		const [top] = await rows<{ word: string }>(sql`
-			SELECT word FROM ts_stat('SELECT search FROM repositories') WHERE word ~ '^[a-z]{3,}$'
-			ORDER BY ndoc DESC, word LIMIT 1`);
-		const word = top?.word ?? common;
+		const word = await mostCommonWord();
 		const tuning = { sampleRows: 200, exactLimit: 10, rankLimit: 10, relevanceWindow: 4 };
 		const score = sql`ts_rank_cd(search, plainto_tsquery('simple', ${word}::text) || plainto_tsquery('english', ${word}::text))
 			+ 0.1 * similarity(name, ${word}::text) + 0.01 * log(1 + stars::float8)`;
