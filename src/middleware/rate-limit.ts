@@ -22,7 +22,7 @@ import { createMiddleware } from "hono/factory";
 import type { AppEnv, RateBudget } from "../env";
 import { ApiError } from "../errors";
 import type { RedisLike } from "../lib/redis";
-import { verifyToken } from "./auth";
+import { bearerToken, verifyToken } from "./auth";
 
 export const BUDGETS = ["search", "read", "events"] as const;
 export type BudgetName = (typeof BUDGETS)[number];
@@ -86,15 +86,11 @@ export function clientKey(ip: string | undefined): string {
 }
 
 async function callerOf(c: Context<AppEnv>): Promise<string> {
-	const header = c.req.header("authorization");
-	const token = header ? /^Bearer[ ]+([A-Za-z0-9._~+/=-]+)\s*$/i.exec(header)?.[1] : undefined;
-	if (token) {
-		try {
-			const principal = await verifyToken(token, c.var.deps.config);
-			return `sub:${principal.sub}`;
-		} catch {
-			// An invalid token is limited by address; the route's auth answers the 401 itself.
-		}
+	try {
+		const token = bearerToken(c);
+		if (token) return `sub:${(await verifyToken(token, c.var.deps.config)).sub}`;
+	} catch {
+		// A malformed or invalid token is limited by address; the route's auth answers the 401.
 	}
 	return clientKey(c.req.header("cf-connecting-ip"));
 }
