@@ -1,7 +1,9 @@
 // `npm run bench:fanout -- [--sizes 1000,10000] [--events 50] [--burst-messages 1000000]
-//  [--burst-concurrency 16] [--burst-batch 1] [--procs 4] [--rounds 1]`: WebSocket fan-out of
-// one RepoHub in workerd, side by side with a plain Node `ws` hub, with the same clients and
-// payloads.
+//  [--burst-concurrency 16] [--burst-batch 1] [--procs 4] [--rounds 1] [--profile <file>]`:
+// WebSocket fan-out of one RepoHub in workerd, side by side with a plain Node `ws` hub, with the
+// same clients and payloads. --profile: a V8 CPU profile of the Worker's isolate during each
+// workerd burst (written as <file>-<size>.cpuprofile, the top functions printed); sampling slows
+// workerd, so a profiled run is for finding where time goes, not for the figures.
 //
 // Set-up (torn down at the end, also on Ctrl-C and at a hard limit of 8 minutes): the bundle
 // `wrangler deploy` would upload, run by Miniflare's Node API on a direct workerd socket (no
@@ -30,11 +32,12 @@
 
 import { type ChildProcess, execFileSync, fork } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { SignJWT } from "jose";
 import type { ConnectReport, PeerCommand, PeerReport, SocketStats } from "./fanout-peer.ts";
+import { type CpuProfile, connectInspector, type Inspector, topFunctions } from "./inspector.ts";
 import {
 	buildWorker,
 	defer,
@@ -62,6 +65,7 @@ const { values } = parseArgs({
 		"burst-batch": { type: "string", default: "1" },
 		procs: { type: "string", default: "4" },
 		rounds: { type: "string", default: "1" },
+		profile: { type: "string" },
 	},
 	strict: true,
 });
@@ -205,6 +209,8 @@ interface Target {
 	wsHeaders: Record<string, string>;
 	postUrl: string;
 	postHeaders: Record<string, string>;
+	/** --profile: the Worker's isolate, profiled during the burst. */
+	inspector?: Inspector;
 }
 
 interface Result {
@@ -429,6 +435,11 @@ async function runTarget(
 		let next = 0;
 		const clientPids = procs.map((p) => p.child.pid);
 		const clientsCpu = () => clientPids.reduce<number>((a, pid) => a + cpuSeconds(pid), 0);
+		if (t.inspector) {
+			await t.inspector.send("Profiler.enable");
+			await t.inspector.send("Profiler.setSamplingInterval", { interval: 250 });
+			await t.inspector.send("Profiler.start");
+		}
 		const hubCpu0 = cpuSeconds(t.pid);
 		const clientsCpu0 = clientsCpu();
 		const t0 = monoMs();
@@ -451,6 +462,7 @@ async function runTarget(
 		const burstMs = (at ?? monoMs()) - t0;
 		const hubCpuS = cpuSeconds(t.pid) - hubCpu0;
 		const clientsCpuS = clientsCpu() - clientsCpu0;
+		if (t.inspector && values.profile) await saveProfile(t.inspector, `${values.profile}-${size}.cpuprofile`);
 		lastSeq = Math.max(lastSeq, ...seqs);
 
 		const stats = await Promise.all(
@@ -498,6 +510,25 @@ async function runTarget(
 	}
 }
 
+/** Stops the CPU profile, writes it (open it in Chrome DevTools) and prints its top functions. */
+async function saveProfile(inspector: Inspector, file: string): Promise<void> {
+	const answer = (await inspector.send("Profiler.stop", {}, 60_000)) as { profile?: CpuProfile } | null;
+	if (!answer?.profile) {
+		log("the inspector sent no profile");
+		return;
+	}
+	writeFileSync(file, JSON.stringify(answer.profile));
+	const seconds = (answer.profile.endTime - answer.profile.startTime) / 1e6;
+	log(
+		`CPU profile of the Worker's isolate over ${seconds.toFixed(1)} s written to ${file}; top functions (self / with callees):`,
+	);
+	for (const line of topFunctions(answer.profile, 15)) {
+		console.log(
+			`  ${(line.self * 100).toFixed(1).padStart(5)}%  ${(line.total * 100).toFixed(1).padStart(5)}%  ${line.where}`,
+		);
+	}
+}
+
 function table(header: string[], rows: string[][]): void {
 	const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
 	const line = (cells: string[]) =>
@@ -536,8 +567,10 @@ runBench(async (signal) => {
 	const stack = await startStack(dbUrl, REDIS_PREFIX);
 	const userToken = await mintToken(stack.secret, build.vars);
 	const service = await serviceToken(stack.secret, build.vars);
-	const worker = await startWorker(build, "hub", stack.vars);
+	const worker = await startWorker(build, "hub", stack.vars, values.profile ? { inspectorPort: 0 } : {});
 	log(`workerd (Miniflare, direct socket) at ${worker.origin}`);
+	const inspector = values.profile ? await connectInspector(await worker.mf.getInspectorURL()) : undefined;
+	if (inspector) defer("inspector", () => inspector.close());
 	const ids = (
 		await query<{ id: string }>(dbUrl, "SELECT id FROM repositories ORDER BY id LIMIT $1", [
 			SIZES.length * ROUNDS,
@@ -568,6 +601,7 @@ runBench(async (signal) => {
 					wsHeaders: { authorization: `Bearer ${userToken}` },
 					postUrl: `${worker.origin}/api/v1/events`,
 					postHeaders: { authorization: `Bearer ${service}` },
+					...(inspector ? { inspector } : {}),
 				},
 				{
 					name: "Node ws hub",

@@ -44,6 +44,7 @@ import { Agent, type ClientRequest, request } from "node:http";
 import { availableParallelism, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
+import { connectInspector } from "./inspector.ts";
 import { percentile, rng, zipf } from "./lib.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -981,45 +982,17 @@ type Heap = { used: number; total: number };
  * HeapProfiler.collectGarbage stalled this workerd in a trial (no answer, workerd restarted).
  */
 async function heapProbe(inspector: URL): Promise<{ probe: () => Promise<Heap | null>; close: () => void }> {
-	const { WebSocket } = await import("ws");
-	const res = await fetch(`http://${inspector.host}/json`);
-	const list = (await res.json()) as { title?: string; webSocketDebuggerUrl?: string }[];
-	// Titles look like "workerd: worker core:user:gitinsight-edge"; Miniflare's own are not "core:user:".
-	const url = list.find((t) => t.title?.includes("core:user:"))?.webSocketDebuggerUrl;
-	if (!url)
-		throw new Error(`no inspector target for the Worker among ${list.map((t) => t.title).join(", ")}`);
-	const ws = new WebSocket(url);
-	await new Promise<void>((resolve, reject) => {
-		ws.once("open", () => resolve());
-		ws.once("error", reject);
-	});
-	let id = 0;
-	const pending = new Map<number, (result: unknown) => void>();
-	ws.on("message", (data: Buffer) => {
-		const m = JSON.parse(data.toString()) as { id?: number; result?: unknown };
-		if (m.id === undefined) return;
-		pending.get(m.id)?.(m.result);
-		pending.delete(m.id);
-	});
-	const probe = () =>
-		new Promise<Heap | null>((resolve) => {
-			const i = ++id;
-			const t = setTimeout(() => {
-				pending.delete(i);
-				resolve(null);
-			}, 5000);
-			pending.set(i, (result) => {
-				clearTimeout(t);
-				const u = result as { usedSize?: unknown; totalSize?: unknown } | undefined;
-				resolve(
-					typeof u?.usedSize === "number" && typeof u.totalSize === "number"
-						? { used: u.usedSize / 2 ** 20, total: u.totalSize / 2 ** 20 }
-						: null,
-				);
-			});
-			if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ id: i, method: "Runtime.getHeapUsage" }));
-		});
-	return { probe, close: () => ws.close() };
+	const session = await connectInspector(inspector);
+	const probe = async (): Promise<Heap | null> => {
+		const u = (await session.send("Runtime.getHeapUsage")) as {
+			usedSize?: unknown;
+			totalSize?: unknown;
+		} | null;
+		return typeof u?.usedSize === "number" && typeof u.totalSize === "number"
+			? { used: u.usedSize / 2 ** 20, total: u.totalSize / 2 ** 20 }
+			: null;
+	};
+	return { probe, close: () => session.close() };
 }
 
 /** Least-squares slope of y over x (per unit of x); NaN with fewer than 3 points. */
