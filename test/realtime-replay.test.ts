@@ -6,7 +6,8 @@ import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { EventLog } from "../src/realtime/event-log";
-import type { Attachment, HubEvent } from "../src/realtime/protocol";
+import type { Hub } from "../src/realtime/hub";
+import { type Attachment, CONNECT_HEADER, type ConnectInfo, type HubEvent } from "../src/realtime/protocol";
 import { hs256Token } from "./helpers";
 import { GLOBAL, postEvent, repoStream, seededRepos, TestSocket } from "./realtime-client";
 
@@ -147,6 +148,105 @@ describe("replay", () => {
 	});
 });
 
+describe("broadcast under load", () => {
+	it("concurrent publishes reach every socket once, in seq order, joiners from their welcome on", async () => {
+		const id = repo(7);
+		const early = await open(repoStream(id));
+		// Two waves of 12 concurrent POSTs (the hub logs each at once and broadcasts what has piled
+		// up together); between them, while the first wave lands, a second socket joins and the
+		// first sends a resume command.
+		const wave = () =>
+			Array.from({ length: 12 }, (_, i) => publish(id, i % 2 ? "insight_added" : "analysis_started"));
+		const first = wave();
+		await early.s.nextEvent();
+		const late = await open(repoStream(id));
+		early.s.send({ type: "resume", id: "mid", since: early.welcome.seq });
+		const second = wave();
+		const seqs = (await Promise.all([...first, ...second])).flat().sort((a, b) => a - b);
+		const last = seqs.at(-1) ?? 0;
+		await early.s.next((m) => "seq" in m && m.seq === last && !("replay" in m));
+		await late.s.next((m) => "seq" in m && m.seq === last);
+		// The first socket: every seq once live, in order; the resume replayed exactly what had
+		// been sent before it (the hub flushes before answering), after those live frames.
+		const isReplay = (m: object) => "replay" in m;
+		expect(
+			early.s
+				.events()
+				.filter((e) => !isReplay(e))
+				.map((e) => e.seq),
+		).toEqual(seqs);
+		const ackAt = early.s.frames.findIndex((m) => m.type === "ack");
+		const ack = early.s.frames[ackAt];
+		if (ack?.type !== "ack") throw new Error("no resume ack");
+		expect(ack.seq).toBeGreaterThan(early.welcome.seq);
+		const replayed = early.s
+			.events()
+			.filter(isReplay)
+			.map((e) => e.seq);
+		expect(replayed).toEqual(seqs.filter((q) => q <= ack.seq));
+		expect(ack).toMatchObject({ command: "resume", replayed: replayed.length });
+		const liveBeforeAck = early.s.frames
+			.slice(0, ackAt)
+			.flatMap((m) => ("data" in m && !isReplay(m) ? [m.seq] : []));
+		expect(liveBeforeAck).toEqual(seqs.filter((q) => q <= ack.seq));
+		// The joiner: nothing at or before its welcome seq, everything after it, in order.
+		expect(late.s.events().map((e) => e.seq)).toEqual(seqs.filter((q) => q > late.welcome.seq));
+		early.s.close();
+		late.s.close();
+	});
+});
+
+describe("queued broadcasts", () => {
+	const hubEvent = (n: number): HubEvent => ({
+		id: `queued-${n}-${crypto.randomUUID()}`,
+		type: "insight_added",
+		timestamp: new Date().toISOString(),
+		data: { n },
+	});
+
+	it("are sent before a socket joins and before a command is answered", async () => {
+		const id = repo(8);
+		const a = await open(repoStream(id));
+		const info: ConnectInfo = {
+			hub: "repository",
+			repository_id: id,
+			sub: "queued-user",
+			roles: ["user"],
+			scope: "*",
+			since: null,
+			protocol: null,
+		};
+		const { b, seqs } = await runInDurableObject(hubOf(id), (hub: Hub, state) => {
+			// Logged, not yet sent (the broadcast waits for a timer turn)…
+			const [first] = hub.publish([hubEvent(1)]);
+			// …so a joining socket must not be welcomed at a head it was never sent up to…
+			const res = hub.fetch(
+				new Request("http://hub/", {
+					headers: { upgrade: "websocket", [CONNECT_HEADER]: JSON.stringify(info) },
+				}),
+			);
+			const [second] = hub.publish([hubEvent(2)]);
+			// …and a command's answer (pong, with the head's seq) must not overtake queued events.
+			const serverA = state
+				.getWebSockets()
+				.find((ws) => (ws.deserializeAttachment() as Attachment).sub === "replay-user");
+			hub.webSocketMessage(serverA as WebSocket, JSON.stringify({ type: "ping", id: "p" }));
+			if (!res.webSocket) throw new Error(`no socket: ${res.status}`);
+			return { b: new TestSocket(res.webSocket, res), seqs: [first?.seq ?? 0, second?.seq ?? 0] };
+		});
+		const [first, second] = seqs as [number, number];
+		const welcome = await b.nextOf("welcome");
+		expect(welcome.seq).toBe(first);
+		await b.next((m) => "seq" in m && m.seq === second);
+		expect(b.events().map((e) => e.seq)).toEqual([second]);
+		const pong = await a.s.nextOf("pong");
+		expect(pong.seq).toBe(second);
+		expect(a.s.events().map((e) => e.seq)).toEqual([first, second]);
+		a.s.close();
+		b.close();
+	});
+});
+
 describe("hibernation", () => {
 	it("rebuilds per-socket state from getWebSockets() and attachments after eviction", async () => {
 		const id = repo(6);
@@ -224,6 +324,7 @@ describe("event log bounds", () => {
 				dedupeMaxAgeMs: 1000,
 				dedupeMaxIds: 8,
 				replayMaxBytes: 400,
+				pruneStep: 1,
 			};
 			const log = new EventLog(state.storage, bounds);
 			const t0 = Date.now();
@@ -242,6 +343,45 @@ describe("event log bounds", () => {
 			expect(log.claimTicket("j1", t0 + 60_000, t0)).toBe(true);
 			expect(log.claimTicket("j1", t0 + 60_000, t0)).toBe(false);
 			expect(log.claimTicket("j1", t0 + 60_000, t0 + 61_000)).toBe(true);
+		});
+	});
+
+	it("prunes by count once per pruneStep seqs and never holds more than the bounds", async () => {
+		const stub = env.REPO_HUB.get(env.REPO_HUB.idFromName("log-prune-step-test"));
+		await runInDurableObject(stub, (_h, state) => {
+			const bounds = {
+				minEvents: 2,
+				maxAgeMs: 60 * 60_000,
+				maxEvents: 8,
+				dedupeMaxAgeMs: 60 * 60_000,
+				dedupeMaxIds: 10,
+				replayMaxBytes: 1_000_000,
+				pruneStep: 4,
+			};
+			const counts = () => ({
+				events: state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM hub_events").one().n,
+				ids: state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM hub_event_ids").one().n,
+			});
+			const log = new EventLog(state.storage, bounds);
+			const t0 = Date.now();
+			const seen: { events: number; ids: number }[] = [];
+			for (let i = 1; i <= 30; i++) {
+				// Singles and a batch of three (a batch may cross a step boundary).
+				log.append(i % 5 === 0 ? [event(i), event(100 + i), event(200 + i)] : [event(i)], t0);
+				seen.push(counts());
+			}
+			expect(Math.max(...seen.map((c) => c.events))).toBeLessThanOrEqual(8);
+			expect(Math.min(...seen.slice(10).map((c) => c.events))).toBeGreaterThanOrEqual(8 - 4 + 1);
+			expect(Math.max(...seen.map((c) => c.ids))).toBeLessThanOrEqual(10);
+			// The log is contiguous up to the head, and a new EventLog (a restart) finds the same head.
+			const { head, oldest } = log.window();
+			expect(head).toBe(42);
+			expect([...log.after(oldest - 1)].map((r) => r.seq)).toEqual(
+				Array.from({ length: head - oldest + 1 }, (_, k) => oldest + k),
+			);
+			expect(new EventLog(state.storage, bounds).head).toBe(42);
+			// Ids within the dedupe window are still recognised.
+			expect(log.append([event(30)], t0).results[0]).toMatchObject({ duplicate: true });
 		});
 	});
 });

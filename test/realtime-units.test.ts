@@ -2,7 +2,7 @@
 // parsing and close codes, event normalisation, routing and result merging, the event rules.
 import { describe, expect, it } from "vitest";
 import { attachmentFor, isAttachment, welcomeFor } from "../src/realtime/connection";
-import { ALL, candidateTags, matches, subscribe, tagsFor, unsubscribe } from "../src/realtime/filter";
+import { ALL, matches, subscribe, tagsFor, unsubscribe } from "../src/realtime/filter";
 import { TokenBucket } from "../src/realtime/flood";
 import { ConnectInfo, EventInput, ServerMessage } from "../src/realtime/protocol";
 import { groupByRepository, mergeResults, toHubEvent } from "../src/realtime/publish";
@@ -10,10 +10,9 @@ import { asReplayFrame, planCatchUp } from "../src/realtime/replay";
 import { exceeds, parseCommand, reciprocalCode } from "../src/realtime/wire";
 
 describe("filters", () => {
-	it("tags a connection by its scope and picks candidate tags per event type", () => {
+	it("tags a connection by its scope", () => {
 		expect(tagsFor("*")).toEqual(["t:*"]);
 		expect(tagsFor(["insight_added", "x-a"])).toEqual(["t:insight_added", "t:x-a"]);
-		expect(candidateTags("insight_added")).toEqual(["t:*", "t:insight_added"]);
 	});
 
 	it("subscribes and unsubscribes within the scope", () => {

@@ -4,7 +4,6 @@
 // awaiting anything runs atomically: no publish can interleave with a connect's replay.
 //
 // Tables (see README "Durable Objects"):
-//   hub_meta(key PK, value)                 'head' = the latest seq issued
 //   hub_events(seq PK, id, type, at, frame) the replay log; frame = the JSON sent live
 //   hub_event_ids(id PK, seq, at)           ids seen (dedupe), kept longer than the log
 //   hub_tickets(jti PK, exp)                tickets already used, until they expire
@@ -23,6 +22,11 @@ export interface LogBounds {
 	dedupeMaxIds: number;
 	/** A catch-up larger than this is answered with a reset instead. */
 	replayMaxBytes: number;
+	/**
+	 * The count bounds are enforced once per this many seqs, each time deleting that many more
+	 * than needed, so a publish usually runs no DELETE and the counts stay within their bounds.
+	 */
+	pruneStep: number;
 }
 
 const DAY_MS = 24 * 60 * 60_000;
@@ -33,6 +37,7 @@ export const DEFAULT_BOUNDS: LogBounds = {
 	dedupeMaxAgeMs: DAY_MS,
 	dedupeMaxIds: 50_000,
 	replayMaxBytes: 8 * 1024 * 1024,
+	pruneStep: 64,
 };
 
 /** A newly logged event, ready to broadcast. */
@@ -57,7 +62,6 @@ export class EventLog {
 		private readonly bounds: LogBounds = DEFAULT_BOUNDS,
 	) {
 		const sql = storage.sql;
-		sql.exec(`CREATE TABLE IF NOT EXISTS hub_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)`);
 		sql.exec(`CREATE TABLE IF NOT EXISTS hub_events (
 			seq INTEGER PRIMARY KEY, id TEXT NOT NULL, type TEXT NOT NULL, at INTEGER NOT NULL, frame TEXT NOT NULL)`);
 		sql.exec(`CREATE TABLE IF NOT EXISTS hub_event_ids (
@@ -66,8 +70,10 @@ export class EventLog {
 		sql.exec(
 			`CREATE TABLE IF NOT EXISTS hub_tickets (jti TEXT PRIMARY KEY, exp INTEGER NOT NULL) WITHOUT ROWID`,
 		);
-		const row = sql.exec<{ value: number }>(`SELECT value FROM hub_meta WHERE key = 'head'`).toArray()[0];
-		this.#head = row?.value ?? 0;
+		// The head is the newest id's seq: pruning always keeps the newest ids. (Hubs created before
+		// this may still have a hub_meta table; it is no longer read or written.)
+		this.#head =
+			sql.exec<{ head: number | null }>(`SELECT max(seq) AS head FROM hub_event_ids`).one().head ?? 0;
 	}
 
 	get head(): number {
@@ -87,15 +93,23 @@ export class EventLog {
 			const sql = this.storage.sql;
 			const results: PublishResult[] = [];
 			const fresh: Logged[] = [];
+			const before = this.#head;
 			for (const event of events) {
-				const seen = sql
-					.exec<{ seq: number }>(`SELECT seq FROM hub_event_ids WHERE id = ?`, event.id)
-					.toArray()[0];
-				if (seen) {
+				const seq = this.#head + 1;
+				// Claims the id; an id already seen keeps its first seq and is not logged again.
+				const claimed = sql.exec(
+					`INSERT INTO hub_event_ids (id, seq, at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+					event.id,
+					seq,
+					now,
+				).rowsWritten;
+				if (claimed === 0) {
+					const seen = sql
+						.exec<{ seq: number }>(`SELECT seq FROM hub_event_ids WHERE id = ?`, event.id)
+						.one();
 					results.push({ id: event.id, seq: seen.seq, duplicate: true });
 					continue;
 				}
-				const seq = this.#head + 1;
 				const frame = JSON.stringify({
 					type: event.type,
 					id: event.id,
@@ -112,18 +126,11 @@ export class EventLog {
 					now,
 					frame,
 				);
-				sql.exec(`INSERT INTO hub_event_ids (id, seq, at) VALUES (?, ?, ?)`, event.id, seq, now);
 				this.#head = seq;
 				results.push({ id: event.id, seq, duplicate: false });
 				fresh.push({ seq, type: event.type, frame });
 			}
-			if (fresh.length > 0) {
-				sql.exec(
-					`INSERT INTO hub_meta (key, value) VALUES ('head', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-					this.#head,
-				);
-				this.#prune(now);
-			}
+			if (fresh.length > 0) this.#prune(now, before);
 			return { results, fresh };
 		});
 	}
@@ -159,15 +166,21 @@ export class EventLog {
 		);
 	}
 
-	// The count bound is a cheap PK range delete on every append; the age bound scans up to
-	// maxEvents rows, so it runs at most once per PRUNE_EVERY_MS (the log may then hold events a
-	// minute past maxAgeMs: it is a lower bound on what is kept, not an upper one).
-	#prune(now: number): void {
+	// The count bounds are cheap PK range deletes, run when the head crosses a multiple of
+	// pruneStep (after a restart: on the first append) and deleting pruneStep more than needed,
+	// so at most pruneStep - 1 seqs later the counts are still within maxEvents and dedupeMaxIds.
+	// The age bound scans up to maxEvents rows, so it runs at most once per PRUNE_EVERY_MS (the
+	// log may then hold events a minute past maxAgeMs: it is a lower bound on what is kept, not
+	// an upper one).
+	#prune(now: number, before: number): void {
 		const sql = this.storage.sql;
 		const b = this.bounds;
 		const head = this.#head;
-		sql.exec(`DELETE FROM hub_events WHERE seq <= ?`, head - b.maxEvents);
-		sql.exec(`DELETE FROM hub_event_ids WHERE seq <= ?`, head - b.dedupeMaxIds);
+		const step = b.pruneStep;
+		if (this.#prunedAt === 0 || Math.floor(head / step) !== Math.floor(before / step)) {
+			sql.exec(`DELETE FROM hub_events WHERE seq <= ?`, head - b.maxEvents + step - 1);
+			sql.exec(`DELETE FROM hub_event_ids WHERE seq <= ?`, head - b.dedupeMaxIds + step - 1);
+		}
 		if (now - this.#prunedAt < PRUNE_EVERY_MS) return;
 		this.#prunedAt = now;
 		sql.exec(`DELETE FROM hub_events WHERE seq <= ? AND at < ?`, head - b.minEvents, now - b.maxAgeMs);

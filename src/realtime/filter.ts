@@ -1,6 +1,6 @@
-// Per-connection event filters (pure). Tags are fixed when a socket is accepted, so a connection
-// has two layers: its scope (the `?types=` it connected with, or everything), which becomes its
-// socket tags and lets a broadcast touch only `t:*` and `t:<type>` sockets; and its live filter
+// Per-connection event filters (pure). A connection has two layers: its scope (the `?types=` it
+// connected with, or everything), fixed at accept and also written as its socket tags (`t:*` or
+// `t:<type>`, so getWebSockets(tag) finds a type's audience); and its live filter
 // (subscribe/unsubscribe commands), kept in the attachment, which narrows within the scope.
 import { type Filter, LIMITS, type Scope, type WsErrorCode } from "./protocol";
 
@@ -8,11 +8,6 @@ export const ALL: Filter = { mode: "all", except: [] };
 
 export function tagsFor(scope: Scope): string[] {
 	return scope === "*" ? ["t:*"] : scope.map((t) => `t:${t}`);
-}
-
-/** The tags whose sockets may want an event of this type. */
-export function candidateTags(type: string): string[] {
-	return ["t:*", `t:${type}`];
 }
 
 export function inScope(scope: Scope, type: string): boolean {

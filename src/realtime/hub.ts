@@ -2,17 +2,19 @@
 // attachment per socket, ping/pong by auto-response), fan-out of published events, the replay
 // log, and crash-proof socket handlers. RepoHub and GlobalHub only name their kind.
 //   fetch()        the WebSocket upgrade only (the Worker has authenticated and authorised it)
-//   publish()      RPC: log + broadcast events, idempotent on event id; returns their seqs
+//   publish()      RPC: logs events (idempotent on event id) and returns their seqs; the
+//                  broadcast follows at once, in a timer turn (see #flush)
 //   claimTicket()  RPC: marks a single-use stream ticket as used
 // Hibernation drops this object's memory but not its sockets: per-socket state comes back
-// from attachments the first time a socket is touched after a wake-up (see #conn).
+// from attachments the first time a socket is touched after a wake-up (see #conn), and the
+// first broadcast after a wake-up loads every socket's (see #roster).
 import { DurableObject } from "cloudflare:workers";
 import { metricsFor } from "../deps";
 import { assertNever } from "../errors";
 import { type HubPoint, hubDataPoint, type Metrics } from "../lib/metrics";
 import { attachmentFor, type Conn, connOf, isAttachment, welcomeFor } from "./connection";
 import { EventLog, type Logged } from "./event-log";
-import { candidateTags, matches, subscribe, tagsFor, unsubscribe } from "./filter";
+import { matches, subscribe, tagsFor, unsubscribe } from "./filter";
 import {
 	CLOSE,
 	CONNECT_HEADER,
@@ -27,11 +29,24 @@ import {
 import { asReplayFrame } from "./replay";
 import { exceeds, parseCommand, reciprocalCode } from "./wire";
 
+/** How often a hub re-reads its socket list from the runtime (see Hub.#roster). */
+const ROSTER_REFRESH_MS = 60_000;
+
 export abstract class Hub extends DurableObject<Env> {
 	readonly #log: EventLog;
-	// Keyed by the socket objects getWebSockets() returns; a WeakMap so sockets the runtime has
-	// dropped without a close event (workerd#1187) cannot leak here.
-	readonly #conns = new WeakMap<WebSocket, Conn>();
+	// Per-socket state, keyed by the socket objects getWebSockets() returns. Once #rosterAt is set
+	// it holds every socket (kept by accept, close and error), so a broadcast walks it instead of
+	// copying the socket list out of the runtime for every event; it is rebuilt from
+	// getWebSockets() every ROSTER_REFRESH_MS, which drops sockets the runtime lost without a
+	// close event (workerd#1187).
+	readonly #conns = new Map<WebSocket, Conn>();
+	#rosterAt: number | undefined;
+	// Logged but not yet broadcast, oldest first. Publishes that arrive while the hub is busy
+	// (a broadcast to thousands of sockets takes milliseconds) are sent together in one turn:
+	// each socket then gets them back to back through one runtime send pump instead of one pump
+	// per message, which is most of a send's cost in workerd. Same frames, same order.
+	#unsent: Logged[] = [];
+	#flushTimer: ReturnType<typeof setTimeout> | undefined;
 	/** Sockets already taken off the count (close and error can both arrive for one socket). */
 	readonly #forgotten = new WeakSet<WebSocket>();
 	#sockets: number | undefined;
@@ -48,6 +63,8 @@ export abstract class Hub extends DurableObject<Env> {
 	}
 
 	override fetch(request: Request): Response {
+		// A joining socket's welcome seq (the head) must not cover events it would never be sent.
+		this.#flush();
 		if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
 			return new Response("expected a WebSocket upgrade", { status: 426 });
 		}
@@ -73,12 +90,13 @@ export abstract class Hub extends DurableObject<Env> {
 		});
 	}
 
-	/** RPC: logs and broadcasts the events not seen before; returns each event's seq. */
+	/** RPC: logs the events not seen before and queues them for broadcast; each event's seq. */
 	publish(events: HubEvent[]): PublishResult[] {
 		const { results, fresh } = this.#log.append(events, Date.now());
-		let sent = 0;
-		for (const event of fresh) sent += this.#broadcast(event);
-		if (fresh.length > 0) this.#record("publish", fresh.length, sent);
+		if (fresh.length > 0) {
+			this.#unsent.push(...fresh);
+			this.#flushTimer ??= setTimeout(() => this.#flush(), 0);
+		}
 		return results;
 	}
 
@@ -89,6 +107,8 @@ export abstract class Hub extends DurableObject<Env> {
 
 	override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
 		try {
+			// Every seq a command's answer mentions (ack, pong, replay) has been sent before it.
+			this.#flush();
 			const conn = this.#conn(ws);
 			if (!conn) return;
 			if (exceeds(message, LIMITS.clientMessageBytes)) {
@@ -229,18 +249,43 @@ export abstract class Hub extends DurableObject<Env> {
 		this.#send(ws, { type: "reset", reason, seq: head, oldest_seq: oldest });
 	}
 
-	/** Sends an event to every socket whose filter takes it; returns how many. */
-	#broadcast(event: Logged): number {
-		let sent = 0;
-		for (const tag of candidateTags(event.type)) {
-			for (const ws of this.ctx.getWebSockets(tag)) {
-				const conn = this.#conn(ws);
-				if (conn && matches(conn.att.filter, conn.att.scope, event.type)) {
-					this.#sendRaw(ws, event.frame);
-					sent++;
-				}
-			}
+	/** Every socket's state: #conns, completed from getWebSockets() after a wake-up or when due. */
+	#roster(): Map<WebSocket, Conn> {
+		const now = Date.now();
+		if (this.#rosterAt !== undefined && now - this.#rosterAt < ROSTER_REFRESH_MS) return this.#conns;
+		const live = new Set(this.ctx.getWebSockets());
+		for (const ws of this.#conns.keys()) if (!live.has(ws)) this.#conns.delete(ws);
+		for (const ws of live) if (!this.#forgotten.has(ws)) this.#conn(ws);
+		this.#rosterAt = now;
+		return this.#conns;
+	}
+
+	/** Broadcasts the events logged since the last flush, in seq order. Never throws. */
+	#flush(): void {
+		if (this.#flushTimer !== undefined) {
+			clearTimeout(this.#flushTimer);
+			this.#flushTimer = undefined;
 		}
+		const events = this.#unsent;
+		if (events.length === 0) return;
+		this.#unsent = [];
+		try {
+			this.#record("publish", events.length, this.#broadcast(events));
+		} catch (err) {
+			logError("broadcast", err);
+		}
+	}
+
+	/** Sends each socket the events its scope and filter take, in order; returns how many. */
+	#broadcast(events: Logged[]): number {
+		let sent = 0;
+		// A closing socket stays until its close event (or the next refresh) takes it out.
+		this.#roster().forEach((conn, ws) => {
+			const { filter, scope } = conn.att;
+			for (const event of events) {
+				if (matches(filter, scope, event.type) && this.#sendRaw(ws, event.frame)) sent++;
+			}
+		});
 		return sent;
 	}
 
@@ -270,11 +315,13 @@ export abstract class Hub extends DurableObject<Env> {
 		this.#sendRaw(ws, JSON.stringify(message));
 	}
 
-	#sendRaw(ws: WebSocket, frame: string): void {
+	/** False when the socket is closing or closed (the runtime drops it; nothing to do). */
+	#sendRaw(ws: WebSocket, frame: string): boolean {
 		try {
 			ws.send(frame);
+			return true;
 		} catch {
-			// Closing or closed (getWebSockets() can still list it): it is dropped by the runtime.
+			return false;
 		}
 	}
 }
