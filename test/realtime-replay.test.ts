@@ -2,14 +2,15 @@
 // a reconnect with since= and with the resume command, reset when the gap is older than the log,
 // state rebuilt from getWebSockets() + attachments after the hub is evicted, the global shards,
 // and the SQLite log's bounds.
-import { evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, inject, it } from "vitest";
+import { getConfig } from "../src/env";
 import { EventLog } from "../src/realtime/event-log";
-import type { Hub } from "../src/realtime/hub";
+import { ALIVE_REPORT_MS, type Hub } from "../src/realtime/hub";
 import { type Attachment, CONNECT_HEADER, type ConnectInfo, type HubEvent } from "../src/realtime/protocol";
 import { hs256Token } from "./helpers";
-import { GLOBAL, postEvent, repoStream, seededRepos, TestSocket } from "./realtime-client";
+import { GLOBAL, postEvent, repoStream, seededRepos, settle, TestSocket } from "./realtime-client";
 
 let repos: string[];
 let token: string;
@@ -275,6 +276,57 @@ describe("hibernation", () => {
 		expect(await some.s.nextOf("pong")).toMatchObject({ id: "after", seq: y });
 		all.s.close();
 		some.s.close();
+	});
+});
+
+describe("alive reports", () => {
+	/** The hub's "alive" datapoints in the AE stand-in (the dataset the hubs write to). */
+	async function aliveReports(hub: string): Promise<{ sockets: number }[]> {
+		const dataset = getConfig(env).AE_DATASET;
+		const res = await fetch(inject("aeSqlUrl"), {
+			method: "POST",
+			headers: { authorization: `Bearer ${inject("aeApiToken")}` },
+			body: `SELECT double1 AS sockets FROM ${dataset} WHERE blob1 = 'hub' AND blob4 = '${hub}' AND blob5 = 'alive' FORMAT JSON`,
+		});
+		expect(res.status).toBe(200);
+		return ((await res.json()) as { data: { sockets: number }[] }).data;
+	}
+
+	it("while sockets are open, an hourly alarm reports the hub's sockets; it stops when none are", async () => {
+		const id = repo(9);
+		const stub = hubOf(id);
+		const alarmAt = () => runInDurableObject(stub, (_h, state) => state.storage.getAlarm());
+		const a = await open(repoStream(id));
+		const b = await open(repoStream(id));
+		let at = await alarmAt();
+		for (let i = 0; at === null && i < 50; i++) at = await alarmAt();
+		expect(at).toBeGreaterThan(Date.now() + ALIVE_REPORT_MS - 60_000);
+		expect(at).toBeLessThanOrEqual(Date.now() + ALIVE_REPORT_MS);
+
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+		// Reported (the sink is flushed in the background: wait for it) and set again.
+		let reports = await aliveReports(id);
+		for (let i = 0; reports.length === 0 && i < 40; i++) {
+			await settle(50);
+			reports = await aliveReports(id);
+		}
+		expect(reports).toEqual([{ sockets: 2 }]);
+		expect(await alarmAt()).toBeGreaterThan(Date.now() + ALIVE_REPORT_MS - 60_000);
+
+		a.s.close();
+		b.s.close();
+		await Promise.all([a.s.closed, b.s.closed]);
+		// No socket left: the next alarm reports nothing and sets no new one.
+		for (
+			let i = 0;
+			i < 40 && (await runInDurableObject(stub, (_h, state) => state.getWebSockets().length)) > 0;
+			i++
+		)
+			await settle(50);
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+		expect(await alarmAt()).toBeNull();
+		await settle(200);
+		expect(await aliveReports(id)).toHaveLength(1);
 	});
 });
 

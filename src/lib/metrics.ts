@@ -14,7 +14,8 @@
 //
 //   kind "hub"      one per socket connect/disconnect and per publish, from the Durable Objects
 //     index1  "hub:<hub name>"
-//     blob3   hub kind: repo | global   blob4  hub name   blob5  action: connect | disconnect | publish
+//     blob3   hub kind: repo | global   blob4  hub name   blob5  action: connect | disconnect |
+//             publish | alive (an hourly report while sockets are open, so quiet hubs stay counted)
 //     double1 sockets open after the action   double2 events newly logged   double3 messages sent
 //     double4 the hub's report clock (ms, strictly increasing per hub instance): AE timestamps
 //             are whole seconds, so "latest report" is argMax(double1, double4), not by timestamp
@@ -50,7 +51,7 @@ export interface RequestPoint {
 export interface HubPoint {
 	hubKind: "repo" | "global";
 	hub: string;
-	action: "connect" | "disconnect" | "publish";
+	action: "connect" | "disconnect" | "publish" | "alive";
 	sockets: number;
 	published: number;
 	delivered: number;

@@ -31,6 +31,12 @@ import { exceeds, parseCommand, reciprocalCode } from "./wire";
 
 /** How often a hub re-reads its socket list from the runtime (see Hub.#roster). */
 const ROSTER_REFRESH_MS = 60_000;
+/**
+ * While sockets are open, a hub reports its socket count this often (an alarm), so a hub with
+ * quiet, long-lived sockets stays in gitinsight_active_connections (which counts the hubs that
+ * reported in the last HUB_SILENCE_HOURS). One wake-up an hour; hibernation is not held off.
+ */
+export const ALIVE_REPORT_MS = 60 * 60_000;
 
 export abstract class Hub extends DurableObject<Env> {
 	readonly #log: EventLog;
@@ -47,6 +53,8 @@ export abstract class Hub extends DurableObject<Env> {
 	// per message, which is most of a send's cost in workerd. Same frames, same order.
 	#unsent: Logged[] = [];
 	#flushTimer: ReturnType<typeof setTimeout> | undefined;
+	/** An alive-report alarm is known to be set (memory only: rechecked after a wake-up). */
+	#aliveAlarm = false;
 	/** Sockets already taken off the count (close and error can both arrive for one socket). */
 	readonly #forgotten = new WeakSet<WebSocket>();
 	#sockets: number | undefined;
@@ -83,6 +91,7 @@ export abstract class Hub extends DurableObject<Env> {
 		if (info.data.reset) this.#reset(server, info.data.reset);
 		else if (since !== null) this.#catchUp(server, conn, since);
 		this.#record("connect", 0, 0);
+		this.#scheduleAliveReport();
 		return new Response(null, {
 			status: 101,
 			webSocket: client,
@@ -98,6 +107,16 @@ export abstract class Hub extends DurableObject<Env> {
 			this.#flushTimer ??= setTimeout(() => this.#flush(), 0);
 		}
 		return results;
+	}
+
+	/** The hourly report while sockets are open; stops (no new alarm) once none are. */
+	override alarm(): void {
+		this.#aliveAlarm = false;
+		const sockets = this.ctx.getWebSockets().length;
+		this.#sockets = sockets;
+		if (sockets === 0) return;
+		this.#record("alive", 0, 0);
+		this.#scheduleAliveReport();
 	}
 
 	/** RPC: true the first time a ticket id is presented to this hub, false after. */
@@ -287,6 +306,19 @@ export abstract class Hub extends DurableObject<Env> {
 			}
 		});
 		return sent;
+	}
+
+	/** Sets the alive-report alarm unless one is already set. Never throws. */
+	#scheduleAliveReport(): void {
+		if (this.#aliveAlarm) return;
+		this.#aliveAlarm = true;
+		const storage = this.ctx.storage;
+		void (async () => {
+			if ((await storage.getAlarm()) === null) await storage.setAlarm(Date.now() + ALIVE_REPORT_MS);
+		})().catch((err: unknown) => {
+			this.#aliveAlarm = false;
+			logError("scheduleAliveReport", err);
+		});
 	}
 
 	/** One Analytics Engine datapoint; never throws (metrics must not break a hub). */
