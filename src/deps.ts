@@ -19,6 +19,11 @@ export interface Deps {
 	readonly db: Db;
 	/** null when no Redis is configured (local runs without Redis). */
 	readonly redis: RedisLike | null;
+	/**
+	 * The rate limiter's client: never retried, since a retried INCR whose first reply was lost
+	 * would count one request twice (the limiter fails open instead).
+	 */
+	readonly limiterRedis: RedisLike | null;
 	keys: RedisKeys;
 	/** Analytics Engine datapoints (src/lib/metrics.ts); writing never throws or waits. */
 	readonly metrics: Metrics;
@@ -35,6 +40,7 @@ export function createDeps(env: Env, ctx: BackgroundContext): Deps {
 	const config = getConfig(env);
 	let db: Db | undefined;
 	let redis: RedisLike | null | undefined;
+	let limiterRedis: RedisLike | null | undefined;
 	let cache: LayeredCache | undefined;
 	let metrics: Metrics | undefined;
 	const now = () => Date.now();
@@ -51,6 +57,14 @@ export function createDeps(env: Env, ctx: BackgroundContext): Deps {
 				redis = config.redis ? createRedis({ ...config.redis, timeoutMs: REDIS_COMMAND_TIMEOUT_MS }) : null;
 			}
 			return redis;
+		},
+		get limiterRedis() {
+			if (limiterRedis === undefined) {
+				limiterRedis = config.redis
+					? createRedis({ ...config.redis, timeoutMs: REDIS_COMMAND_TIMEOUT_MS, retries: 0 })
+					: null;
+			}
+			return limiterRedis;
 		},
 		get cache() {
 			cache ??= new LayeredCache({

@@ -17,6 +17,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vi
 import type { ErrorBody } from "../src/errors";
 import worker from "../src/index";
 import { clearMemoryTier } from "../src/lib/cache";
+import { resetRateLimiterState } from "../src/middleware/rate-limit";
 import { hs256Token } from "./helpers";
 import { repoStream, seededRepos, upgradeRequest } from "./realtime-client";
 
@@ -278,6 +279,24 @@ describe("Redis failing while an event is ingested", () => {
 		const after = await get(s, summary(r));
 		expectOk(after);
 		expect(after.res.headers.get("x-cache-tier")).not.toBe("redis");
+	});
+});
+
+describe("Redis reply lost (the command ran, the answer never came)", () => {
+	it("the rate limiter counts that request once (its client does not retry) and lets it through", async () => {
+		const s = await scenario({ RATE_LIMIT_SEARCH: "5/60" });
+		resetRateLimiterState();
+		await setFault("redis", s.redisToken, "lost");
+		const during = await get(s, SEARCH);
+		expect(during.res.status, during.text).toBe(200);
+		// Decided without the store (fail open): no RateLimit headers.
+		expect(during.res.headers.get("ratelimit-policy")).toBeNull();
+		await setFault("redis", s.redisToken, "none");
+		resetRateLimiterState(); // a fresh isolate: it asks Redis
+		const after = await get(s, SEARCH);
+		expect(after.res.status, after.text).toBe(200);
+		// 5 allowed: the lost one and this one are 2 (a retried INCR would have made it 3).
+		expect(after.res.headers.get("ratelimit-remaining")).toBe("3");
 	});
 });
 

@@ -2,11 +2,13 @@
 // faults keyed by a scope the client chooses (a hostname for Neon, a bearer token for Upstash),
 // so parallel test files each break only their own traffic, and the control endpoint that edits it.
 //
-//   POST   /__faults  {"scope": S, "mode": "fail" | "delay" | "hang" | "none", "delayMs"?: N}
+//   POST   /__faults  {"scope": S, "mode": "fail" | "delay" | "hang" | "lost" | "none", "delayMs"?: N}
 //   DELETE /__faults?scope=S      clears S
 //   GET    /__faults              lists the registered faults
 //
-// Modes: "fail" answers like the hosted service with its backend down; "delay" does the real work
+// Modes: "fail" answers like the hosted service with its backend down; "lost" (Upstash only) does
+// the real work and then drops the connection instead of answering (a reply lost on the way: what
+// a client's retry would run twice); "delay" does the real work
 // delayMs (0–600000) late; "hang" does not answer until the client gives up; "none" registers the
 // scope without a fault (an Upstash token that must stay valid). Clearing or changing a scope's
 // fault releases at once what the old one held: hung HTTP requests get the "fail" answer, hung
@@ -16,7 +18,7 @@
 // answers loopback clients only; otherwise /__faults is an unknown path like any other.
 import type { IncomingMessage, ServerResponse } from "node:http";
 
-export type FaultMode = "fail" | "delay" | "hang" | "none";
+export type FaultMode = "fail" | "delay" | "hang" | "lost" | "none";
 
 export interface Fault {
 	mode: FaultMode;
@@ -24,7 +26,7 @@ export interface Fault {
 }
 
 export const FAULTS_PATH = "/__faults";
-const MODES: readonly FaultMode[] = ["fail", "delay", "hang", "none"];
+const MODES: readonly FaultMode[] = ["fail", "delay", "hang", "lost", "none"];
 const MAX_DELAY_MS = 600_000;
 const MAX_SCOPE_LENGTH = 512;
 const MAX_CONTROL_BODY = 16 * 1024;

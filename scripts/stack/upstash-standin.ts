@@ -14,6 +14,7 @@
 //   delay  the commands run delayMs late (or as soon as the fault is cleared or changed)
 //   hang   no answer until the client gives up; when the fault is cleared or changed, or the
 //          stand-in closes, a request still held gets the "fail" answer
+//   lost   the commands run, then the connection is dropped without an answer (a lost reply)
 //   none   no fault: the token just works (to check that a client recovers, then DELETE it)
 // The fault applies after authentication and after the body is read, to every endpoint.
 // Enabled with `faults: true` / `--faults` / STANDIN_FAULTS=1 (e.g. `STANDIN_FAULTS=1 npm run dev`),
@@ -253,6 +254,8 @@ export async function startUpstashStandIn(opts: {
 		return undefined;
 	}
 
+	/** Requests under a "lost" fault: run for real, then the connection is dropped unanswered. */
+	const lostReplies = new WeakSet<ServerResponse>();
 	let syncToken = 0;
 	async function handle(req: IncomingMessage, res: ServerResponse): Promise<[number, string]> {
 		const url = new URL(req.url ?? "/", "http://localhost");
@@ -272,7 +275,8 @@ export async function startUpstashStandIn(opts: {
 		}
 		const raw = await readBody(req);
 		if (!raw) return [413, errorJson("ERR request body too large")];
-		if (fault && fault.mode !== "none") {
+		if (fault?.mode === "lost") lostReplies.add(res);
+		else if (fault && fault.mode !== "none") {
 			const injected = await applyFault(token, fault, res);
 			if (injected) return injected;
 		}
@@ -328,6 +332,7 @@ export async function startUpstashStandIn(opts: {
 				return [500, errorJson(`ERR upstash stand-in: Redis unavailable or failed: ${message}`)];
 			})
 			.then(([status, body]) => {
+				if (lostReplies.has(res)) return void res.destroy();
 				if (res.headersSent || res.destroyed) return;
 				res.writeHead(status, { "content-type": "application/json" });
 				res.end(body);

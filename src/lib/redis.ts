@@ -8,6 +8,8 @@ export interface RedisSettings {
 	token: string;
 	/** Upper bound for one command, retries included. */
 	timeoutMs: number;
+	/** Retries after a network error (default 1); 0 for commands that must not run twice. */
+	retries?: number;
 }
 
 export function createRedis(s: RedisSettings): Redis {
@@ -17,7 +19,7 @@ export function createRedis(s: RedisSettings): Redis {
 		enableTelemetry: false,
 		// The default (5 retries with exponential backoff, ~4 s) would hold a request hostage to a
 		// dead Redis; the cache treats Redis as optional, so fail fast and fall through to origin.
-		retry: { retries: 1, backoff: () => 20 },
+		retry: { retries: s.retries ?? 1, backoff: () => 20 },
 		// A signal *factory* makes the client throw on timeout; a plain signal would make it
 		// return the abort reason as if it were the command's result.
 		signal: () => AbortSignal.timeout(s.timeoutMs),

@@ -213,7 +213,7 @@ async function flush(
  * flight between two syncs.
  */
 export const rateLimit = createMiddleware<AppEnv>(async (c, next) => {
-	const { config, redis, keys, ctx } = c.var.deps;
+	const { config, limiterRedis: redis, keys, ctx } = c.var.deps;
 	const name = budgetOf(c.req.path);
 	const budget = config.rateLimits[name];
 	if (!budget) return next();
