@@ -63,3 +63,30 @@ describe("methods", () => {
 		expect((await errorBody(res)).code).toBe("not_found");
 	});
 });
+
+describe("repeated query parameters", () => {
+	it.each([
+		["search", "/api/v1/fast/search?q=rust&limit=1&limit=100", "limit", "user"],
+		["search (q)", "/api/v1/fast/search?q=rust&q=go", "q", "user"],
+		["leaderboard", "/api/v1/fast/leaderboard?category=popular&category=trending", "category", "user"],
+		["stream", "/api/v1/stream/global/activity?since=1&since=2", "since", "user"],
+	])("are refused with 400 naming them, not guessed: %s", async (_name, path, parameter, role) => {
+		const res = await call(path, {
+			token: await hs256Token({ role }),
+			headers: path.includes("/stream/") ? { upgrade: "websocket" } : {},
+		});
+		expect(res.status).toBe(400);
+		const error = await errorBody(res);
+		expect(error.code).toBe("invalid_parameter");
+		expect(error.message).toBe(`query parameter given more than once: ${parameter}`);
+		expect(error.details).toEqual([{ parameter, message: "given more than once" }]);
+	});
+
+	it("still take one of each, in any order, with unknown extras ignored as before", async () => {
+		const res = await call("/api/v1/fast/search?limit=2&q=rust&utm_source=x", {
+			token: await hs256Token({ role: "user" }),
+		});
+		expect(res.status).toBe(200);
+		await res.body?.cancel();
+	});
+});

@@ -3,13 +3,13 @@
 // stale for 5 more while one background load refreshes it, and is kept for hours as the
 // stale-if-error fallback. The cache key is built from the validated parameters (defaults filled
 // in, case folded, fixed order), so equivalent requests share one entry.
-import { type Context, Hono } from "hono";
+import { Hono } from "hono";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import type { CachePolicy } from "../lib/cache";
 import { cachedJson, readOptionsOf } from "../lib/http-cache";
 import type { ApiOperation } from "../lib/openapi";
-import { parseInput } from "../lib/validate";
+import { parseInput, singleQuery } from "../lib/validate";
 import { getLeaderboard } from "./leaderboard.queries";
 import { LeaderboardQuery, LeaderboardResponse } from "./leaderboard.schemas";
 
@@ -26,17 +26,8 @@ export function leaderboardKey(q: LeaderboardQuery): string {
 	return `${q.category}:${q.timeframe}:${q.limit}:${(q.language ?? "").toLowerCase()}`;
 }
 
-/** Query parameters with repeats kept, so that `?limit=1&limit=100` is refused, not guessed. */
-function queryOf(c: Context<AppEnv>): Record<string, string | string[]> {
-	const params: Record<string, string | string[]> = {};
-	for (const [name, values] of Object.entries(c.req.queries())) {
-		params[name] = values.length === 1 ? (values[0] ?? "") : values;
-	}
-	return params;
-}
-
 export const leaderboard = new Hono<AppEnv>().get("/", async (c) => {
-	const q = parseInput(LeaderboardQuery, queryOf(c), "query");
+	const q = parseInput(LeaderboardQuery, singleQuery(c.req.queries()), "query");
 	const { deps } = c.var;
 	const result = await deps.cache.read(
 		LEADERBOARD_POLICY,

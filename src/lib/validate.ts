@@ -1,4 +1,6 @@
 // Input validation with zod: a failure is a 400 in the API's envelope naming each parameter.
+// Query strings go through singleQuery first: every parameter the API takes is single-valued, so
+// a repeated one (`?limit=1&limit=100`) is refused rather than guessed.
 import type { z } from "zod";
 import { ApiError, zodDetails } from "../errors";
 
@@ -14,4 +16,15 @@ export function parseInput<T extends z.ZodType>(
 	throw new ApiError("invalid_parameter", `invalid ${where} parameter${names ? `: ${names}` : ""}`, {
 		details,
 	});
+}
+
+/** The query's parameters (Hono's `c.req.queries()`), each given once; 400 naming any repeat. */
+export function singleQuery(queries: Record<string, string[]>): Record<string, string> {
+	const repeated = Object.keys(queries).filter((name) => (queries[name]?.length ?? 0) > 1);
+	if (repeated.length > 0) {
+		throw new ApiError("invalid_parameter", `query parameter given more than once: ${repeated.join(", ")}`, {
+			details: repeated.map((parameter) => ({ parameter, message: "given more than once" })),
+		});
+	}
+	return Object.fromEntries(Object.entries(queries).map(([name, values]) => [name, values[0] ?? ""]));
 }

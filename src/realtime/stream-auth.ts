@@ -116,15 +116,8 @@ export function checkOrigin(c: Context<AppEnv>): void {
 	}
 }
 
-/**
- * The caller of an authenticated stream: Authorization header (non-browser clients), else a
- * `bearer.<jwt>` subprotocol, else `?ticket=`. 401 without any; 400 for a token in the URL.
- */
-export async function streamCaller(
-	c: Context<AppEnv>,
-	target: string,
-	offered: string[],
-): Promise<StreamCaller> {
+/** 400 for a long-lived token in the URL (where it gets logged): checked before anything else. */
+export function refuseUrlTokens(c: Context<AppEnv>): void {
 	const url = new URL(c.req.url);
 	if (URL_TOKEN_PARAMS.some((p) => url.searchParams.has(p))) {
 		throw new ApiError(
@@ -132,6 +125,19 @@ export async function streamCaller(
 			"tokens are not accepted in the URL: use a ticket (POST /api/v1/stream/tickets)",
 		);
 	}
+}
+
+/**
+ * The caller of an authenticated stream: Authorization header (non-browser clients), else a
+ * `bearer.<jwt>` subprotocol, else `?ticket=`. 401 without any. (The route has already refused a
+ * token in the URL: refuseUrlTokens.)
+ */
+export async function streamCaller(
+	c: Context<AppEnv>,
+	target: string,
+	offered: string[],
+): Promise<StreamCaller> {
+	const url = new URL(c.req.url);
 	const config = c.var.deps.config;
 	const token = bearerToken(c) ?? offered.find((p) => p.startsWith("bearer."))?.slice("bearer.".length);
 	if (token) return { principal: await verifyToken(token, config) };

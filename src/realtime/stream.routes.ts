@@ -8,14 +8,21 @@ import { z } from "zod";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import type { ApiOperation } from "../lib/openapi";
-import { parseInput } from "../lib/validate";
+import { parseInput, singleQuery } from "../lib/validate";
 import { requireAuth } from "../middleware/auth";
 import { getRepositorySummary } from "../repos/repos.queries";
 import { SUMMARY_POLICY } from "../repos/repos.routes";
 import { RepoIdParams } from "../repos/repos.schemas";
 import { readJsonBody } from "./json-body";
 import { CONNECT_HEADER, type ConnectInfo, EventType, LIMITS } from "./protocol";
-import { checkOrigin, chooseProtocol, issueTicket, offeredProtocols, streamCaller } from "./stream-auth";
+import {
+	checkOrigin,
+	chooseProtocol,
+	issueTicket,
+	offeredProtocols,
+	refuseUrlTokens,
+	streamCaller,
+} from "./stream-auth";
 
 const StreamQuery = z.object({
 	since: z
@@ -80,8 +87,9 @@ async function forward(stub: DurableObjectStub, info: ConnectInfo): Promise<Resp
 
 export const stream = new Hono<AppEnv>()
 	.get("/repository/:repo_id/updates", async (c) => {
+		refuseUrlTokens(c);
 		const id = parseInput(RepoIdParams, c.req.param(), "path").repo_id.toLowerCase();
-		const query = parseInput(StreamQuery, c.req.query(), "query");
+		const query = parseInput(StreamQuery, singleQuery(c.req.queries()), "query");
 		requireUpgrade(c);
 		checkOrigin(c);
 		const offered = offeredProtocols(c);
@@ -110,7 +118,7 @@ export const stream = new Hono<AppEnv>()
 		});
 	})
 	.get("/global/activity", async (c) => {
-		const query = parseInput(StreamQuery.omit({ ticket: true }), c.req.query(), "query");
+		const query = parseInput(StreamQuery.omit({ ticket: true }), singleQuery(c.req.queries()), "query");
 		requireUpgrade(c);
 		checkOrigin(c);
 		const protocol = chooseProtocol(offeredProtocols(c));
