@@ -8,7 +8,14 @@ import { beforeAll, describe, expect, inject, it } from "vitest";
 import { getConfig } from "../src/env";
 import { EventLog } from "../src/realtime/event-log";
 import { ALIVE_REPORT_MS, type Hub } from "../src/realtime/hub";
-import { type Attachment, CONNECT_HEADER, type ConnectInfo, type HubEvent } from "../src/realtime/protocol";
+import {
+	type Attachment,
+	CONNECT_HEADER,
+	type ConnectInfo,
+	type HubEvent,
+	LIMITS,
+	type ServerMessage,
+} from "../src/realtime/protocol";
 import { hs256Token } from "./helpers";
 import { GLOBAL, postEvent, repoStream, seededRepos, settle, TestSocket } from "./realtime-client";
 
@@ -149,6 +156,24 @@ describe("replay", () => {
 	});
 });
 
+describe("unsent backlog cap", () => {
+	it("past LIMITS.unsentEvents, publish() broadcasts inside the call; every event still arrives once, in order", async () => {
+		const id = repo(10);
+		const a = await open(repoStream(id));
+		const total = LIMITS.unsentEvents + 44;
+		const seqs = await runInDurableObject(hubOf(id), (hub: Hub) =>
+			// All in one turn: no timer can fire in between.
+			Array.from({ length: total }, (_, n) => hub.publish([queuedEvent(n)])[0]?.seq ?? 0),
+		);
+		await a.s.next((m) => "seq" in m && m.seq === seqs.at(-1), 10_000);
+		expect(a.s.events().map((e) => e.seq)).toEqual(seqs);
+		// Two broadcasts: the capped backlog in the call, the rest from the timer.
+		const flushes = await awaitReports(id, "publish", 2);
+		expect(flushes.map((f) => f.published)).toEqual([LIMITS.unsentEvents, total - LIMITS.unsentEvents]);
+		a.s.close();
+	});
+});
+
 describe("broadcast under load", () => {
 	it("concurrent publishes reach every socket once, in seq order, joiners from their welcome on", async () => {
 		const id = repo(7);
@@ -197,14 +222,39 @@ describe("broadcast under load", () => {
 	});
 });
 
-describe("queued broadcasts", () => {
-	const hubEvent = (n: number): HubEvent => ({
-		id: `queued-${n}-${crypto.randomUUID()}`,
-		type: "insight_added",
-		timestamp: new Date().toISOString(),
-		data: { n },
-	});
+const queuedEvent = (n: number): HubEvent => ({
+	id: `queued-${n}-${crypto.randomUUID()}`,
+	type: "insight_added",
+	timestamp: new Date().toISOString(),
+	data: { n },
+});
 
+/** A hub's datapoints of one action in the AE stand-in (the dataset the hubs write to), oldest first. */
+async function hubReports(
+	hub: string,
+	action: "alive" | "publish",
+): Promise<{ sockets: number; published: number }[]> {
+	const dataset = getConfig(env).AE_DATASET;
+	const res = await fetch(inject("aeSqlUrl"), {
+		method: "POST",
+		headers: { authorization: `Bearer ${inject("aeApiToken")}` },
+		body: `SELECT double1 AS sockets, double2 AS published FROM ${dataset} WHERE blob1 = 'hub' AND blob4 = '${hub}' AND blob5 = '${action}' ORDER BY double4 FORMAT JSON`,
+	});
+	expect(res.status).toBe(200);
+	return ((await res.json()) as { data: { sockets: number; published: number }[] }).data;
+}
+
+/** Polls hubReports until it has `count` rows (the DO's sink flushes in the background). */
+async function awaitReports(hub: string, action: "alive" | "publish", count: number) {
+	let reports = await hubReports(hub, action);
+	for (let i = 0; reports.length < count && i < 60; i++) {
+		await settle(50);
+		reports = await hubReports(hub, action);
+	}
+	return reports;
+}
+
+describe("queued broadcasts", () => {
 	it("are sent before a socket joins and before a command is answered", async () => {
 		const id = repo(8);
 		const a = await open(repoStream(id));
@@ -219,14 +269,14 @@ describe("queued broadcasts", () => {
 		};
 		const { b, seqs } = await runInDurableObject(hubOf(id), (hub: Hub, state) => {
 			// Logged, not yet sent (the broadcast waits for a timer turn)…
-			const [first] = hub.publish([hubEvent(1)]);
+			const [first] = hub.publish([queuedEvent(1)]);
 			// …so a joining socket must not be welcomed at a head it was never sent up to…
 			const res = hub.fetch(
 				new Request("http://hub/", {
 					headers: { upgrade: "websocket", [CONNECT_HEADER]: JSON.stringify(info) },
 				}),
 			);
-			const [second] = hub.publish([hubEvent(2)]);
+			const [second] = hub.publish([queuedEvent(2)]);
 			// …and a command's answer (pong, with the head's seq) must not overtake queued events.
 			const serverA = state
 				.getWebSockets()
@@ -243,6 +293,9 @@ describe("queued broadcasts", () => {
 		const pong = await a.s.nextOf("pong");
 		expect(pong.seq).toBe(second);
 		expect(a.s.events().map((e) => e.seq)).toEqual([first, second]);
+		// The queued event went out before the pong, not just eventually.
+		const at = (match: (m: ServerMessage) => boolean) => a.s.frames.findIndex(match);
+		expect(at((m) => "data" in m && m.seq === second)).toBeLessThan(at((m) => m.type === "pong"));
 		a.s.close();
 		b.close();
 	});
@@ -280,18 +333,6 @@ describe("hibernation", () => {
 });
 
 describe("alive reports", () => {
-	/** The hub's "alive" datapoints in the AE stand-in (the dataset the hubs write to). */
-	async function aliveReports(hub: string): Promise<{ sockets: number }[]> {
-		const dataset = getConfig(env).AE_DATASET;
-		const res = await fetch(inject("aeSqlUrl"), {
-			method: "POST",
-			headers: { authorization: `Bearer ${inject("aeApiToken")}` },
-			body: `SELECT double1 AS sockets FROM ${dataset} WHERE blob1 = 'hub' AND blob4 = '${hub}' AND blob5 = 'alive' FORMAT JSON`,
-		});
-		expect(res.status).toBe(200);
-		return ((await res.json()) as { data: { sockets: number }[] }).data;
-	}
-
 	it("while sockets are open, an hourly alarm reports the hub's sockets; it stops when none are", async () => {
 		const id = repo(9);
 		const stub = hubOf(id);
@@ -305,12 +346,7 @@ describe("alive reports", () => {
 
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		// Reported (the sink is flushed in the background: wait for it) and set again.
-		let reports = await aliveReports(id);
-		for (let i = 0; reports.length === 0 && i < 40; i++) {
-			await settle(50);
-			reports = await aliveReports(id);
-		}
-		expect(reports).toEqual([{ sockets: 2 }]);
+		expect(await awaitReports(id, "alive", 1)).toEqual([{ sockets: 2, published: 0 }]);
 		expect(await alarmAt()).toBeGreaterThan(Date.now() + ALIVE_REPORT_MS - 60_000);
 
 		a.s.close();
@@ -326,7 +362,7 @@ describe("alive reports", () => {
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(await alarmAt()).toBeNull();
 		await settle(200);
-		expect(await aliveReports(id)).toHaveLength(1);
+		expect(await hubReports(id, "alive")).toHaveLength(1);
 	});
 });
 
@@ -432,6 +468,9 @@ describe("event log bounds", () => {
 				Array.from({ length: head - oldest + 1 }, (_, k) => oldest + k),
 			);
 			expect(new EventLog(state.storage, bounds).head).toBe(42);
+			// Bounds under which pruning could eat the newest ids (and so the head) are refused.
+			expect(() => new EventLog(state.storage, { ...bounds, dedupeMaxIds: 4 })).toThrow(/bounds do not hold/);
+			expect(() => new EventLog(state.storage, { ...bounds, maxEvents: 4 })).toThrow(/bounds do not hold/);
 			// Ids within the dedupe window are still recognised.
 			expect(log.append([event(30)], t0).results[0]).toMatchObject({ duplicate: true });
 		});

@@ -23,8 +23,9 @@ export interface LogBounds {
 	/** A catch-up larger than this is answered with a reset instead. */
 	replayMaxBytes: number;
 	/**
-	 * The count bounds are enforced once per this many seqs, each time deleting that many more
-	 * than needed, so a publish usually runs no DELETE and the counts stay within their bounds.
+	 * The count bounds are enforced once per this many seqs, each time deleting pruneStep - 1
+	 * more rows than needed, so a publish usually runs no DELETE and the counts stay within their
+	 * bounds. Needs maxEvents and dedupeMaxIds >= minEvents + pruneStep - 1 (checked).
 	 */
 	pruneStep: number;
 }
@@ -61,6 +62,11 @@ export class EventLog {
 		private readonly storage: DurableObjectStorage,
 		private readonly bounds: LogBounds = DEFAULT_BOUNDS,
 	) {
+		const b = bounds;
+		const floor = b.minEvents + b.pruneStep - 1;
+		if (!(b.pruneStep >= 1 && b.minEvents >= 1 && b.maxEvents >= floor && b.dedupeMaxIds >= floor)) {
+			throw new Error(`event log bounds do not hold: ${JSON.stringify(b)}`);
+		}
 		const sql = storage.sql;
 		sql.exec(`CREATE TABLE IF NOT EXISTS hub_events (
 			seq INTEGER PRIMARY KEY, id TEXT NOT NULL, type TEXT NOT NULL, at INTEGER NOT NULL, frame TEXT NOT NULL)`);
@@ -70,10 +76,11 @@ export class EventLog {
 		sql.exec(
 			`CREATE TABLE IF NOT EXISTS hub_tickets (jti TEXT PRIMARY KEY, exp INTEGER NOT NULL) WITHOUT ROWID`,
 		);
-		// The head is the newest id's seq: pruning always keeps the newest ids. (Hubs created before
-		// this may still have a hub_meta table; it is no longer read or written.)
-		this.#head =
-			sql.exec<{ head: number | null }>(`SELECT max(seq) AS head FROM hub_event_ids`).one().head ?? 0;
+		// The head is the newest seq logged: pruning always keeps the newest rows of both tables.
+		// (Hubs created before this may still have a hub_meta table; it is no longer used.)
+		const newest = (table: string) =>
+			sql.exec<{ head: number | null }>(`SELECT max(seq) AS head FROM ${table}`).one().head ?? 0;
+		this.#head = Math.max(newest("hub_event_ids"), newest("hub_events"));
 	}
 
 	get head(): number {
@@ -167,8 +174,8 @@ export class EventLog {
 	}
 
 	// The count bounds are cheap PK range deletes, run when the head crosses a multiple of
-	// pruneStep (after a restart: on the first append) and deleting pruneStep more than needed,
-	// so at most pruneStep - 1 seqs later the counts are still within maxEvents and dedupeMaxIds.
+	// pruneStep (after a restart: on the first append) and deleting pruneStep - 1 more rows than
+	// needed, so up to the next crossing the counts stay within maxEvents and dedupeMaxIds.
 	// The age bound scans up to maxEvents rows, so it runs at most once per PRUNE_EVERY_MS (the
 	// log may then hold events a minute past maxAgeMs: it is a lower bound on what is kept, not
 	// an upper one).

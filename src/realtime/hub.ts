@@ -42,16 +42,18 @@ export abstract class Hub extends DurableObject<Env> {
 	readonly #log: EventLog;
 	// Per-socket state, keyed by the socket objects getWebSockets() returns. Once #rosterAt is set
 	// it holds every socket (kept by accept, close and error), so a broadcast walks it instead of
-	// copying the socket list out of the runtime for every event; it is rebuilt from
-	// getWebSockets() every ROSTER_REFRESH_MS, which drops sockets the runtime lost without a
-	// close event (workerd#1187).
+	// copying the socket list out of the runtime for every event. The first broadcast at least
+	// ROSTER_REFRESH_MS after the last load re-reads getWebSockets(): it drops what the runtime no
+	// longer lists and recounts. (A socket lost without a close event may stay listed as open,
+	// workerd#1187; sending to it is harmless.)
 	readonly #conns = new Map<WebSocket, Conn>();
 	#rosterAt: number | undefined;
-	// Logged but not yet broadcast, oldest first. Publishes that arrive while the hub is busy
-	// (a broadcast to thousands of sockets takes milliseconds) are sent together in one turn:
-	// each socket then gets them back to back through one runtime send pump instead of one pump
-	// per message, which is most of a send's cost in workerd. Same frames, same order.
+	// Logged but not yet broadcast, oldest first: publish() answers once events are logged and
+	// the broadcast follows in a timer turn, so the publisher does not wait for a fan-out to
+	// thousands of sockets, and events that pile up meanwhile go out together, in seq order.
+	// Bounded (LIMITS.unsentEvents / unsentBytes): past it, publish() broadcasts in the call.
 	#unsent: Logged[] = [];
+	#unsentBytes = 0;
 	#flushTimer: ReturnType<typeof setTimeout> | undefined;
 	/** An alive-report alarm is known to be set (memory only: rechecked after a wake-up). */
 	#aliveAlarm = false;
@@ -104,7 +106,12 @@ export abstract class Hub extends DurableObject<Env> {
 		const { results, fresh } = this.#log.append(events, Date.now());
 		if (fresh.length > 0) {
 			this.#unsent.push(...fresh);
-			this.#flushTimer ??= setTimeout(() => this.#flush(), 0);
+			for (const e of fresh) this.#unsentBytes += e.frame.length;
+			// A backlog over the cap is sent now, inside this call: publishers that outrun the
+			// fan-out are slowed to its pace again, and the queue stays bounded in memory.
+			if (this.#unsent.length >= LIMITS.unsentEvents || this.#unsentBytes >= LIMITS.unsentBytes)
+				this.#flush();
+			else this.#flushTimer ??= setTimeout(() => this.#flush(), 0);
 		}
 		return results;
 	}
@@ -212,7 +219,9 @@ export abstract class Hub extends DurableObject<Env> {
 	#conn(ws: WebSocket): Conn | undefined {
 		const known = this.#conns.get(ws);
 		if (known) return known;
-		const att: unknown = ws.deserializeAttachment();
+		// A socket already closed or errored is not brought back (e.g. by a late message).
+		if (this.#forgotten.has(ws)) return undefined;
+		const att = safeAttachment(ws);
 		if (!isAttachment(att)) return undefined;
 		const conn = connOf(att, Date.now());
 		this.#conns.set(ws, conn);
@@ -273,9 +282,13 @@ export abstract class Hub extends DurableObject<Env> {
 		const now = Date.now();
 		if (this.#rosterAt !== undefined && now - this.#rosterAt < ROSTER_REFRESH_MS) return this.#conns;
 		const live = new Set(this.ctx.getWebSockets());
-		for (const ws of this.#conns.keys()) if (!live.has(ws)) this.#conns.delete(ws);
-		for (const ws of live) if (!this.#forgotten.has(ws)) this.#conn(ws);
+		for (const ws of this.#conns.keys()) {
+			if (!live.has(ws) || this.#forgotten.has(ws)) this.#conns.delete(ws);
+		}
+		for (const ws of live) this.#conn(ws);
 		this.#rosterAt = now;
+		// The exact count, while it is at hand (the runtime's list, less closed sockets).
+		this.#sockets = this.#conns.size;
 		return this.#conns;
 	}
 
@@ -288,6 +301,7 @@ export abstract class Hub extends DurableObject<Env> {
 		const events = this.#unsent;
 		if (events.length === 0) return;
 		this.#unsent = [];
+		this.#unsentBytes = 0;
 		try {
 			this.#record("publish", events.length, this.#broadcast(events));
 		} catch (err) {

@@ -50,6 +50,12 @@ export const LIMITS = {
 	filterTypes: 32,
 	/** Sockets per hub; the platform's ceiling is 32,768. */
 	socketsPerHub: 32_000,
+	/**
+	 * Events logged but not yet broadcast, at most (count or frame bytes): past either, publish()
+	 * broadcasts inside the call, so producers that outrun the fan-out wait for it again.
+	 */
+	unsentEvents: 256,
+	unsentBytes: 4 * 1024 * 1024,
 	ticketTtlSeconds: 60,
 } as const;
 
