@@ -44,6 +44,11 @@ export function createDeps(env: Env, ctx: BackgroundContext): Deps {
 	let cache: LayeredCache | undefined;
 	let metrics: Metrics | undefined;
 	const now = () => Date.now();
+	/** A Redis client with these limits, or null when no Redis is configured. */
+	const redisClient = (timeoutMs: number, retries?: number): RedisLike | null =>
+		config.redis
+			? createRedis({ ...config.redis, timeoutMs, ...(retries === undefined ? {} : { retries }) })
+			: null;
 	const deps: Deps = {
 		config,
 		env,
@@ -53,25 +58,18 @@ export function createDeps(env: Env, ctx: BackgroundContext): Deps {
 			return db;
 		},
 		get redis() {
-			if (redis === undefined) {
-				redis = config.redis ? createRedis({ ...config.redis, timeoutMs: REDIS_COMMAND_TIMEOUT_MS }) : null;
-			}
+			if (redis === undefined) redis = redisClient(REDIS_COMMAND_TIMEOUT_MS);
 			return redis;
 		},
 		get limiterRedis() {
-			if (limiterRedis === undefined) {
-				limiterRedis = config.redis
-					? createRedis({ ...config.redis, timeoutMs: REDIS_COMMAND_TIMEOUT_MS, retries: 0 })
-					: null;
-			}
+			if (limiterRedis === undefined) limiterRedis = redisClient(REDIS_COMMAND_TIMEOUT_MS, 0);
 			return limiterRedis;
 		},
 		get cache() {
 			cache ??= new LayeredCache({
 				edge: caches.default,
 				redis: () => deps.redis,
-				invalidationRedis: () =>
-					config.redis ? createRedis({ ...config.redis, timeoutMs: REDIS_INVALIDATION_TIMEOUT_MS }) : null,
+				invalidationRedis: () => redisClient(REDIS_INVALIDATION_TIMEOUT_MS),
 				prefix: config.REDIS_KEY_PREFIX,
 				ctx,
 				now,

@@ -9,7 +9,7 @@ import { ApiError } from "../errors";
 import type { CachePolicy } from "../lib/cache";
 import { cachedJson, readOptionsOf } from "../lib/http-cache";
 import type { ApiOperation } from "../lib/openapi";
-import { parseInput, singleQuery } from "../lib/validate";
+import { parseQuery } from "../lib/validate";
 import { getLeaderboard } from "./leaderboard.queries";
 import { LeaderboardQuery, LeaderboardResponse } from "./leaderboard.schemas";
 
@@ -27,7 +27,7 @@ export function leaderboardKey(q: LeaderboardQuery): string {
 }
 
 export const leaderboard = new Hono<AppEnv>().get("/", async (c) => {
-	const q = parseInput(LeaderboardQuery, singleQuery(c.req.queries()), "query");
+	const q = parseQuery(LeaderboardQuery, c.req.queries());
 	const { deps } = c.var;
 	const result = await deps.cache.read(
 		LEADERBOARD_POLICY,

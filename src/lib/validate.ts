@@ -1,5 +1,5 @@
 // Input validation with zod: a failure is a 400 in the API's envelope naming each parameter.
-// Query strings go through singleQuery first: every parameter the API takes is single-valued, so
+// Query strings go through parseQuery, which applies singleQuery first: every parameter the API takes is single-valued, so
 // a repeated one (`?limit=1&limit=100`) is refused rather than guessed.
 import type { z } from "zod";
 import { ApiError, zodDetails } from "../errors";
@@ -18,8 +18,13 @@ export function parseInput<T extends z.ZodType>(
 	});
 }
 
+/** A query string (Hono's `c.req.queries()`) through singleQuery, then the schema. */
+export function parseQuery<T extends z.ZodType>(schema: T, queries: Record<string, string[]>): z.output<T> {
+	return parseInput(schema, singleQuery(queries), "query");
+}
+
 /** The query's parameters (Hono's `c.req.queries()`), each given once; 400 naming any repeat. */
-export function singleQuery(queries: Record<string, string[]>): Record<string, string> {
+function singleQuery(queries: Record<string, string[]>): Record<string, string> {
 	const repeated = Object.keys(queries).filter((name) => (queries[name]?.length ?? 0) > 1);
 	if (repeated.length > 0) {
 		throw new ApiError("invalid_parameter", `query parameter given more than once: ${repeated.join(", ")}`, {

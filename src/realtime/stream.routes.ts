@@ -8,7 +8,7 @@ import { z } from "zod";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import type { ApiOperation } from "../lib/openapi";
-import { parseInput, singleQuery } from "../lib/validate";
+import { parseInput, parseQuery } from "../lib/validate";
 import { requireAuth } from "../middleware/auth";
 import { getRepositorySummary } from "../repos/repos.queries";
 import { SUMMARY_POLICY } from "../repos/repos.routes";
@@ -89,7 +89,7 @@ export const stream = new Hono<AppEnv>()
 	.get("/repository/:repo_id/updates", async (c) => {
 		refuseUrlTokens(c);
 		const id = parseInput(RepoIdParams, c.req.param(), "path").repo_id.toLowerCase();
-		const query = parseInput(StreamQuery, singleQuery(c.req.queries()), "query");
+		const query = parseQuery(StreamQuery, c.req.queries());
 		requireUpgrade(c);
 		checkOrigin(c);
 		const offered = offeredProtocols(c);
@@ -118,7 +118,7 @@ export const stream = new Hono<AppEnv>()
 		});
 	})
 	.get("/global/activity", async (c) => {
-		const query = parseInput(StreamQuery.omit({ ticket: true }), singleQuery(c.req.queries()), "query");
+		const query = parseQuery(StreamQuery.omit({ ticket: true }), c.req.queries());
 		requireUpgrade(c);
 		checkOrigin(c);
 		const protocol = chooseProtocol(offeredProtocols(c));

@@ -9,7 +9,7 @@ import { ApiError } from "../errors";
 import type { CachePolicy } from "../lib/cache";
 import { cachedJson, readOptionsOf } from "../lib/http-cache";
 import type { ApiOperation } from "../lib/openapi";
-import { parseInput, singleQuery } from "../lib/validate";
+import { parseQuery } from "../lib/validate";
 import { searchKey } from "./search.qualifiers";
 import { searchRepositories } from "./search.queries";
 import { SearchQuery, SearchQueryParams, SearchResponse } from "./search.schemas";
@@ -36,7 +36,7 @@ export async function cacheKeyOf(canonical: string): Promise<string> {
 const unreachable = () => new ApiError("internal_error", "search produced no body");
 
 export const search = new Hono<AppEnv>().get("/", async (c) => {
-	const req = parseInput(SearchQuery, singleQuery(c.req.queries()), "query");
+	const req = parseQuery(SearchQuery, c.req.queries());
 	const { deps } = c.var;
 	const result = await deps.cache.read(
 		SEARCH_POLICY,
