@@ -1,6 +1,5 @@
 // The layered cache against the real Cache API (workerd) and real Redis (through the Upstash
 // stand-in). The loader is a counting function and the clock is controllable; the tiers are real.
-import { env } from "cloudflare:workers";
 import { Redis } from "@upstash/redis/cloudflare";
 import { beforeEach, describe, expect, inject, it } from "vitest";
 import { type CachePolicy, clearMemoryTier, isQueryBug, LayeredCache } from "../src/lib/cache";
@@ -30,8 +29,8 @@ function setup(opts: { redisUrl?: string } = {}) {
 			edge: await caches.open(edgeName),
 			redis: () =>
 				createRedis({
-					url: opts.redisUrl ?? env.UPSTASH_REDIS_REST_URL,
-					token: env.UPSTASH_REDIS_REST_TOKEN,
+					url: opts.redisUrl ?? inject("upstashUrl"),
+					token: inject("upstashToken"),
 					timeoutMs: 300,
 				}),
 			prefix,

@@ -92,7 +92,7 @@ async function scenario(overrides: Partial<Env> = {}): Promise<Scenario> {
 	const pgHost = `fault-${id}.localtest.me`;
 	const redisToken = `faults-test-${crypto.randomUUID()}`;
 	const prefix = `${inject("redisKeyPrefix")}faults:${id}:`;
-	const url = new URL(env.DATABASE_URL);
+	const url = new URL(inject("databaseUrl"));
 	url.hostname = pgHost;
 	// The stand-in accepts the token once registered; "none" = no fault yet.
 	await setFault("redis", redisToken, "none");

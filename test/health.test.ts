@@ -94,7 +94,7 @@ describe("GET /health", () => {
 	});
 
 	it("is unhealthy when the database does not exist", async () => {
-		const url = new URL(env.DATABASE_URL);
+		const url = new URL(inject("databaseUrl"));
 		url.pathname = "/gi_no_such_database";
 		const { res, body } = await healthWith({ DATABASE_URL: url.toString() });
 		expect(res.status).toBe(503);

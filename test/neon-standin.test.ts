@@ -8,7 +8,7 @@ import { env } from "cloudflare:workers";
 import { Client, NeonDbError, neon, Pool } from "@neondatabase/serverless";
 import { asc, eq, sql } from "drizzle-orm";
 import { boolean, integer, jsonb, pgTable, serial, text } from "drizzle-orm/pg-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { configureNeon, createDb, createPool } from "../src/db/client";
 import { repositories } from "../src/db/schema";
 
@@ -51,20 +51,20 @@ const UNICODE = [
 
 function sqlHttp() {
 	configureNeon(env);
-	return neon(env.DATABASE_URL);
+	return neon(inject("databaseUrl"));
 }
 
 /** A raw WS Pool after configureNeon, with the 'error' listener workerd needs. */
 function wsPool(): Pool {
 	configureNeon(env);
-	const pool = new Pool({ connectionString: env.DATABASE_URL, max: 3 });
+	const pool = new Pool({ connectionString: inject("databaseUrl"), max: 3 });
 	pool.on("error", () => {});
 	return pool;
 }
 
 function wsClient(): Client {
 	configureNeon(env);
-	const client = new Client(env.DATABASE_URL);
+	const client = new Client(inject("databaseUrl"));
 	client.on("error", () => {});
 	return client;
 }
@@ -104,7 +104,7 @@ function bytes(value: unknown): number[] {
 async function rawSql(body: unknown, headers: Record<string, string> = {}): Promise<Response> {
 	return fetch(env.NEON_HTTP_ENDPOINT, {
 		method: "POST",
-		headers: { "Neon-Connection-String": env.DATABASE_URL, ...headers },
+		headers: { "Neon-Connection-String": inject("databaseUrl"), ...headers },
 		body: typeof body === "string" ? body : JSON.stringify(body),
 	});
 }
@@ -521,7 +521,7 @@ describe("server-side connection close", () => {
 		// A private application_name gives this test its own stand-in pool, so killing those
 		// backends cannot hit other test files' in-flight HTTP queries.
 		configureNeon(env);
-		const url = new URL(env.DATABASE_URL);
+		const url = new URL(inject("databaseUrl"));
 		const appName = `neon-standin-kill-${crypto.randomUUID().slice(0, 8)}`;
 		url.searchParams.set("application_name", appName);
 		const q = neon(url.toString());
@@ -683,7 +683,7 @@ describe("raw wire", () => {
 	}
 
 	it("unknown database -> 400 with SQLSTATE 3D000", async () => {
-		const url = new URL(env.DATABASE_URL);
+		const url = new URL(inject("databaseUrl"));
 		url.pathname = "/no_such_database_neon_standin";
 		const res = await rawSql({ query: "SELECT 1" }, { "Neon-Connection-String": url.toString() });
 		expect(res.status).toBe(400);
@@ -730,7 +730,7 @@ describe("fault injection, scoped by host", () => {
 	/** A connection string to the same database under a host of this test's own. */
 	function faultHost(): { host: string; url: string } {
 		const host = `fault-${crypto.randomUUID().slice(0, 8)}.localtest.me`;
-		const url = new URL(env.DATABASE_URL);
+		const url = new URL(inject("databaseUrl"));
 		url.hostname = host;
 		return { host, url: url.toString() };
 	}

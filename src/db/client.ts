@@ -27,15 +27,21 @@ export function configureNeon(env: DbEnv): void {
 	}
 }
 
+/** The connection string: a secret, so optional in the generated Env type. */
+function databaseUrl(env: DbEnv): string {
+	if (!env.DATABASE_URL) throw new Error("DATABASE_URL is not set");
+	return env.DATABASE_URL;
+}
+
 export function createDb(env: DbEnv) {
 	configureNeon(env);
-	return drizzleHttp({ client: neon(env.DATABASE_URL), schema });
+	return drizzleHttp({ client: neon(databaseUrl(env)), schema });
 }
 export type Db = ReturnType<typeof createDb>;
 
 export function createPool(env: DbEnv) {
 	configureNeon(env);
-	const pool = new Pool({ connectionString: env.DATABASE_URL });
+	const pool = new Pool({ connectionString: databaseUrl(env) });
 	// workerd reports a server-closed socket as an 'error' event; unhandled, it would crash the request.
 	pool.on("error", (err: Error) =>
 		console.warn(JSON.stringify({ msg: "neon pool error", error: err.message })),
