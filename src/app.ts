@@ -1,6 +1,6 @@
 // The Hono app: middleware order, feature mounts, one error envelope for everything.
 import { Hono } from "hono";
-import type { AppEnv } from "./env";
+import { type AppEnv, configProblem } from "./env";
 import { methodNotAllowed, notFound, onError } from "./errors";
 import { leaderboard } from "./leaderboard/leaderboard.routes";
 import { allowedMethods } from "./lib/allowed-methods";
@@ -23,7 +23,11 @@ export function createApp() {
 	const app = new Hono<AppEnv>();
 	// Liveness for load balancers, and the "bare route" baseline of the hit-path benchmark:
 	// registered before any middleware, so nothing but Hono's router runs for it.
-	app.get("/ping", (c) => c.text("pong"));
+	app.get("/ping", (c) => {
+		// A refused configuration (src/env.ts) fails liveness too; the check is a memo lookup.
+		const problem = configProblem(c.env);
+		return problem ? c.text("misconfigured", 503) : c.text("pong");
+	});
 	app.use(requestContext);
 	app.use(cors);
 	app.use("/api/v1/*", rateLimit);

@@ -1,79 +1,89 @@
-// Per-request composition root: clients bound to the request that made them, created lazily
-// so a route that never touches Postgres or Redis never builds a client for them.
+// Per-request composition root. Building it costs almost nothing: the config is a per-isolate
+// memo, and everything else is built on first use, so a route that never touches Postgres,
+// Redis or the cache builds nothing for them. What is kept for the isolate (Redis clients,
+// parsed config) holds no request-bound I/O object; see src/lib/redis.ts for why a client may.
 
 import { createDb, type Db } from "./db/client";
 import { type Config, getConfig } from "./env";
 import { LayeredCache } from "./lib/cache";
 import { Metrics } from "./lib/metrics";
-import { createRedis, RedisKeys, type RedisLike } from "./lib/redis";
+import { type RedisClass, RedisKeys, type RedisLike, redisFor } from "./lib/redis";
 
 /** The part of the execution context the app uses. */
 export type BackgroundContext = Pick<ExecutionContext, "waitUntil">;
+
+/** Whether this colo's Cache API can hold anything for requests to `host`. */
+export type EdgeTier = "on" | "off_workers_dev";
 
 export interface Deps {
 	config: Config;
 	env: Env;
 	/** For ctx.waitUntil; passed whole, since a destructured waitUntil loses its binding. */
 	ctx: BackgroundContext;
-	/** drizzle over Neon's HTTP driver. */
+	/** The Worker's own hostname as the request reached it (the Cache API's keys live on it). */
+	host: string;
+	/** drizzle over Neon's HTTP driver (built per request: its fetches belong to the request). */
 	readonly db: Db;
-	/** null when no Redis is configured (local runs without Redis). */
-	readonly redis: RedisLike | null;
 	/**
-	 * The rate limiter's client: never retried, since a retried INCR whose first reply was lost
-	 * would count one request twice (the limiter fails open instead).
+	 * The isolate's Redis client of a class (timeouts and retries per class: src/lib/redis.ts), or
+	 * null when no Redis is configured (local runs without Redis).
 	 */
-	readonly limiterRedis: RedisLike | null;
+	redis(cls: RedisClass): RedisLike | null;
 	keys: RedisKeys;
 	/** Analytics Engine datapoints (src/lib/metrics.ts); writing never throws or waits. */
 	readonly metrics: Metrics;
 	/** Memory → edge (Cache API) → Redis → origin read-through cache. */
 	readonly cache: LayeredCache;
+	edgeTier: EdgeTier;
 	now: () => number;
 }
 
-const REDIS_COMMAND_TIMEOUT_MS = 250;
-/** Invalidations must land (a failed one answers 503): they may wait longer than a read. */
-const REDIS_INVALIDATION_TIMEOUT_MS = 2_000;
+/**
+ * On *.workers.dev the Cache API accepts every call and stores nothing (it only works on a
+ * zone's hostname), so the tier is turned off there rather than costing a lookup per miss.
+ */
+export function edgeTierFor(host: string): EdgeTier {
+	const name = host.replace(/:\d+$/, "").toLowerCase();
+	return name === "workers.dev" || name.endsWith(".workers.dev") ? "off_workers_dev" : "on";
+}
 
-export function createDeps(env: Env, ctx: BackgroundContext): Deps {
+// Isolate-scoped: one key builder per prefix (a string memo, nothing request-bound).
+const keyBuilders = new Map<string, RedisKeys>();
+
+export function createDeps(env: Env, ctx: BackgroundContext, host: string): Deps {
 	const config = getConfig(env);
 	let db: Db | undefined;
-	let redis: RedisLike | null | undefined;
-	let limiterRedis: RedisLike | null | undefined;
 	let cache: LayeredCache | undefined;
 	let metrics: Metrics | undefined;
 	const now = () => Date.now();
-	/** A Redis client with these limits, or null when no Redis is configured. */
-	const redisClient = (timeoutMs: number, retries?: number): RedisLike | null =>
-		config.redis
-			? createRedis({ ...config.redis, timeoutMs, ...(retries === undefined ? {} : { retries }) })
-			: null;
-	const deps: Deps = {
+	const redisSettings = config.redis;
+	const redis = (cls: RedisClass): RedisLike | null => (redisSettings ? redisFor(redisSettings, cls) : null);
+	let keys = keyBuilders.get(config.REDIS_KEY_PREFIX);
+	if (!keys) {
+		keys = new RedisKeys(config.REDIS_KEY_PREFIX);
+		keyBuilders.set(config.REDIS_KEY_PREFIX, keys);
+	}
+	const edgeTier = edgeTierFor(host);
+	return {
 		config,
 		env,
 		ctx,
+		host,
 		get db() {
 			db ??= createDb(env);
 			return db;
 		},
-		get redis() {
-			if (redis === undefined) redis = redisClient(REDIS_COMMAND_TIMEOUT_MS);
-			return redis;
-		},
-		get limiterRedis() {
-			if (limiterRedis === undefined) limiterRedis = redisClient(REDIS_COMMAND_TIMEOUT_MS, 0);
-			return limiterRedis;
-		},
+		redis,
 		get cache() {
 			cache ??= new LayeredCache({
-				edge: caches.default,
-				redis: () => deps.redis,
-				invalidationRedis: () => redisClient(REDIS_INVALIDATION_TIMEOUT_MS),
+				edge: edgeTier === "on" ? caches.default : null,
+				edgeHost: host,
+				redis,
 				prefix: config.REDIS_KEY_PREFIX,
 				ctx,
 				now,
 				memoryTtlMs: config.CACHE_MEMORY_TTL_MS,
+				memoryMaxBytes: config.CACHE_MEMORY_MAX_BYTES,
 			});
 			return cache;
 		},
@@ -81,10 +91,10 @@ export function createDeps(env: Env, ctx: BackgroundContext): Deps {
 			metrics ??= metricsFor(env, ctx);
 			return metrics;
 		},
-		keys: new RedisKeys(config.REDIS_KEY_PREFIX),
+		keys,
+		edgeTier,
 		now,
 	};
-	return deps;
 }
 
 /** The datapoint writer for a request or a Durable Object (whose ctx also has waitUntil). */

@@ -5,7 +5,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
-import type { AppEnv } from "./env";
+import type { AppEnv, ConfigError } from "./env";
 
 export type ErrorCode =
 	| "bad_request"
@@ -145,6 +145,33 @@ export function onError(err: Error, c: Context<AppEnv>): Response {
 		}),
 	);
 	return errorResponse(c, new ApiError("internal_error", "internal error"));
+}
+
+// Isolate-scoped: the configuration refusals already logged (one line per isolate and reason).
+const loggedRefusals = new WeakSet<ConfigError>();
+
+/**
+ * 503 for every request while the configuration is refused (src/env.ts): the reasons go to the
+ * log once per isolate, never to the caller (they name the deployment's settings).
+ */
+export function misconfigured(c: Context<AppEnv>, err: ConfigError): Response {
+	if (!loggedRefusals.has(err)) {
+		loggedRefusals.add(err);
+		console.error(
+			JSON.stringify({
+				level: "error",
+				msg: "configuration refused: answering 503 to every request until it is fixed",
+				environment: c.env.ENVIRONMENT,
+				problems: err.problems,
+			}),
+		);
+	}
+	return errorResponse(
+		c,
+		new ApiError("service_unavailable", "the service is misconfigured and cannot serve requests", {
+			headers: { "Retry-After": "300" },
+		}),
+	);
 }
 
 /** 405 with `Allow`, for a path that exists with other methods. */

@@ -2,10 +2,18 @@
 // stand-in). The loader is a counting function and the clock is controllable; the tiers are real.
 import { Redis } from "@upstash/redis/cloudflare";
 import { beforeEach, describe, expect, inject, it } from "vitest";
-import { type CachePolicy, clearMemoryTier, isQueryBug, LayeredCache } from "../src/lib/cache";
+import {
+	type CachePolicy,
+	clearMemoryTier,
+	forgetInvalidationMarks,
+	isQueryBug,
+	LayeredCache,
+	memoryTierUsage,
+} from "../src/lib/cache";
 import { createRedis } from "../src/lib/redis";
 
 const POLICY: CachePolicy = { name: "t", freshMs: 10_000, swrMs: 5_000, errorMs: 60_000, negativeMs: 1_000 };
+const EDGE_HOST = "api.example.test";
 const raw = new Redis({ url: inject("upstashUrl"), token: inject("upstashToken"), enableTelemetry: false });
 
 class Background {
@@ -19,7 +27,7 @@ class Background {
 }
 
 let n = 0;
-function setup(opts: { redisUrl?: string } = {}) {
+function setup(opts: { redisUrl?: string; memoryMaxBytes?: number; memoryTtlMs?: number } = {}) {
 	const prefix = `${inject("redisKeyPrefix")}cache-test:${Date.now()}:${n++}:`;
 	let clock = 1_000_000;
 	const bg = new Background();
@@ -27,6 +35,7 @@ function setup(opts: { redisUrl?: string } = {}) {
 	const make = async () =>
 		new LayeredCache({
 			edge: await caches.open(edgeName),
+			edgeHost: EDGE_HOST,
 			redis: () =>
 				createRedis({
 					url: opts.redisUrl ?? inject("upstashUrl"),
@@ -37,6 +46,8 @@ function setup(opts: { redisUrl?: string } = {}) {
 			ctx: bg,
 			now: () => clock,
 			originTimeoutMs: 300,
+			...(opts.memoryMaxBytes === undefined ? {} : { memoryMaxBytes: opts.memoryMaxBytes }),
+			...(opts.memoryTtlMs === undefined ? {} : { memoryTtlMs: opts.memoryTtlMs }),
 		});
 	const loads: string[] = [];
 	const loader = (value: string | null) => async () => {
@@ -53,8 +64,10 @@ function setup(opts: { redisUrl?: string } = {}) {
 		advance: (ms: number) => {
 			clock += ms;
 		},
-		edgeKey: (key: string) => `https://gitinsight-cache.internal/${encodeURIComponent(`${prefix}t:${key}`)}`,
+		edgeKey: (key: string) =>
+			`https://${EDGE_HOST}/__gitinsight-cache/${encodeURIComponent(`${prefix}t:${key}`)}`,
 		redisKey: (key: string) => `${prefix}t:${key}`,
+		versionKey: (key: string) => `${prefix}ver:t:${key}`,
 	};
 }
 
@@ -217,9 +230,199 @@ describe("layered cache", () => {
 		const cache = await t.make();
 		await cache.read(POLICY, "k", t.loader("v1"));
 		await t.bg.settle();
-		await cache.invalidate(POLICY, "k");
+		await cache.invalidate(POLICY, ["k"]);
 		expect(await raw.get(t.redisKey("k"))).toBeNull();
 		expect(await (await t.edge()).match(t.edgeKey("k"))).toBeUndefined();
 		expect(await cache.read(POLICY, "k", t.loader("v2"))).toMatchObject({ status: "MISS", body: "v2" });
+	});
+});
+
+/** A loader held open until the test releases it with a body. */
+function held() {
+	let release: (body: string) => void = () => undefined;
+	let started = false;
+	const body = new Promise<string>((resolve) => {
+		release = resolve;
+	});
+	return {
+		loader: async () => {
+			started = true;
+			return body;
+		},
+		release: (b: string) => release(b),
+		started: () => started,
+	};
+}
+
+const until = async (cond: () => boolean) => {
+	for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+	expect(cond()).toBe(true);
+};
+
+describe("invalidation against loads in flight", () => {
+	it("a load that started before an invalidation writes nothing back (this isolate)", async () => {
+		const t = setup();
+		const cache = await t.make();
+		const pre = held();
+		const reading = cache.read(POLICY, "k", pre.loader);
+		await until(pre.started);
+		expect(await cache.invalidate(POLICY, ["k"])).toBe(true);
+		pre.release("pre-event");
+		// The reader that asked before the event gets what it asked for…
+		expect(await reading).toMatchObject({ status: "MISS", body: "pre-event" });
+		await t.bg.settle();
+		// …but no tier keeps it: the next read loads again.
+		expect(await raw.get(t.redisKey("k"))).toBeNull();
+		expect(await (await t.edge()).match(t.edgeKey("k"))).toBeUndefined();
+		expect(await cache.read(POLICY, "k", t.loader("post-event"))).toMatchObject({
+			status: "MISS",
+			body: "post-event",
+		});
+	});
+
+	it("the Redis version check stops it too when the invalidation ran in another isolate", async () => {
+		const t = setup();
+		const cache = await t.make();
+		const pre = held();
+		const reading = cache.read(POLICY, "k", pre.loader);
+		await until(pre.started);
+		// Another isolate's invalidation: this isolate's marks know nothing of it.
+		const elsewhere = await t.make();
+		await elsewhere.invalidate(POLICY, ["k"]);
+		forgetInvalidationMarks();
+		expect(await raw.get(t.versionKey("k"))).toBe(1);
+		pre.release("pre-event");
+		await reading;
+		await t.bg.settle();
+		expect(await raw.get(t.redisKey("k"))).toBeNull();
+		// Nor this colo's edge: the edge is written only after Redis took the entry.
+		expect(await (await t.edge()).match(t.edgeKey("k"))).toBeUndefined();
+		// A load that starts after the invalidation is stored as usual.
+		clearMemoryTier();
+		await cache.read(POLICY, "k", t.loader("post-event"));
+		await t.bg.settle();
+		expect(await raw.get(t.redisKey("k"))).toMatchObject({ b: "post-event" });
+	});
+
+	it("without Redis, this isolate's own mark keeps the pre-event copy out of memory and the edge", async () => {
+		const t = setup({ redisUrl: "http://127.0.0.1:9" });
+		const cache = await t.make();
+		const pre = held();
+		const reading = cache.read(POLICY, "k", pre.loader);
+		await until(pre.started);
+		await cache.invalidate(POLICY, ["k"]);
+		pre.release("pre-event");
+		await reading;
+		await t.bg.settle();
+		expect(memoryTierUsage().entries).toBe(0);
+		expect(await (await t.edge()).match(t.edgeKey("k"))).toBeUndefined();
+	});
+
+	it("a read after the invalidation does not join the older load", async () => {
+		const t = setup();
+		const cache = await t.make();
+		const pre = held();
+		const first = cache.read(POLICY, "k", pre.loader);
+		await until(pre.started);
+		await cache.invalidate(POLICY, ["k"]);
+		const after = await cache.read(POLICY, "k", t.loader("post-event"));
+		expect(after.body).toBe("post-event");
+		pre.release("pre-event");
+		await first;
+		await t.bg.settle();
+		expect(await raw.get(t.redisKey("k"))).toMatchObject({ b: "post-event" });
+	});
+
+	it("invalidates many keys with one script: every entry gone, every version bumped", async () => {
+		const t = setup();
+		const cache = await t.make();
+		for (const k of ["a", "b", "c"]) await cache.read(POLICY, k, t.loader(k));
+		await t.bg.settle();
+		expect(await cache.invalidate(POLICY, ["a", "b", "c"])).toBe(true);
+		for (const k of ["a", "b", "c"]) {
+			expect(await raw.get(t.redisKey(k))).toBeNull();
+			expect(await raw.get(t.versionKey(k))).toBe(1);
+			const ttl = await raw.pttl(t.versionKey(k));
+			expect(ttl).toBeGreaterThan(0);
+			expect(ttl).toBeLessThanOrEqual(60_000);
+			expect(await (await t.edge()).match(t.edgeKey(k))).toBeUndefined();
+		}
+	});
+
+	it("reports false when Redis cannot be told", async () => {
+		const t = setup({ redisUrl: "http://127.0.0.1:9" });
+		const cache = await t.make();
+		expect(await cache.invalidate(POLICY, ["k"])).toBe(false);
+	});
+});
+
+describe("memory tier and shared loads", () => {
+	it("stays within its byte budget, evicting the oldest", async () => {
+		const max = 64 * 1024;
+		const t = setup({ memoryMaxBytes: max, memoryTtlMs: 60_000 });
+		const cache = await t.make();
+		const body = "x".repeat(3_000);
+		for (let i = 0; i < 50; i++) await cache.read(POLICY, `k${i}`, t.loader(`${i}${body}`));
+		const usage = memoryTierUsage();
+		expect(usage.bytes).toBeLessThanOrEqual(max);
+		expect(usage.entries).toBeGreaterThan(5);
+		expect(usage.entries).toBeLessThan(50);
+		// The newest is kept, the oldest went.
+		expect(await cache.read(POLICY, "k49", t.loader("never"))).toMatchObject({ tier: "memory" });
+		expect(await cache.read(POLICY, "k0", t.loader("never"))).not.toMatchObject({ tier: "memory" });
+	});
+
+	it("keeps no entry larger than an eighth of the budget", async () => {
+		const t = setup({ memoryMaxBytes: 16 * 1024 });
+		const cache = await t.make();
+		await cache.read(POLICY, "big", t.loader("y".repeat(4_000)));
+		expect(memoryTierUsage().entries).toBe(0);
+	});
+
+	it("sweeps expired entries", async () => {
+		const t = setup({ memoryTtlMs: 1_000 });
+		const cache = await t.make();
+		for (let i = 0; i < 20; i++) await cache.read(POLICY, `k${i}`, t.loader(`v${i}`));
+		expect(memoryTierUsage().entries).toBe(20);
+		t.advance(2_000);
+		await cache.read(POLICY, "fresh", t.loader("v"));
+		expect(memoryTierUsage().entries).toBe(1);
+	});
+
+	it("replaces a shared load older than the origin timeout, and a joiner gives up on its own", async () => {
+		const t = setup();
+		const cache = await t.make();
+		const stuck = held();
+		const first = cache.read(POLICY, "k", stuck.loader);
+		await until(stuck.started);
+		// A joiner waits at most the origin timeout (300 ms here), on its own timer.
+		const joined = Date.now();
+		await expect(cache.read(POLICY, "k", t.loader("never"))).rejects.toMatchObject({
+			code: "service_unavailable",
+		});
+		expect(Date.now() - joined).toBeLessThan(2_000);
+		await expect(first).rejects.toMatchObject({ code: "service_unavailable" });
+		// A load whose slot is older than the timeout is not joined: the next miss starts anew.
+		const again = held();
+		const second = cache.read(POLICY, "k2", again.loader);
+		await until(again.started);
+		t.advance(301);
+		expect(await cache.read(POLICY, "k2", t.loader("replaced"))).toMatchObject({ body: "replaced" });
+		again.release("late");
+		await second;
+		expect(t.loads).toEqual(["replaced"]);
+	});
+
+	it("keeps a not-found result in Redis and the edge only for the negative TTL", async () => {
+		const t = setup();
+		const cache = await t.make();
+		await cache.read(POLICY, "missing", t.loader(null));
+		await t.bg.settle();
+		const ttl = await raw.pttl(t.redisKey("missing"));
+		expect(ttl).toBeGreaterThan(0);
+		expect(ttl).toBeLessThanOrEqual(POLICY.negativeMs);
+		await cache.read(POLICY, "found", t.loader("v"));
+		await t.bg.settle();
+		expect(await raw.pttl(t.redisKey("found"))).toBeGreaterThan(POLICY.freshMs);
 	});
 });

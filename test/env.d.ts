@@ -20,5 +20,6 @@ declare module "vitest" {
 		aeSqlUrl: string;
 		aeApiToken: string;
 		testSeedRepos: number;
+		exampleJwtSecret: string;
 	}
 }

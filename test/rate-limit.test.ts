@@ -177,24 +177,35 @@ describe("rate limits", () => {
 		}
 	});
 
-	it("fails open when the store is down: requests are served, without RateLimit headers", async () => {
+	it("with the store down: the request that meets the failure is served, then budgets hold from the isolate's own counts", async () => {
 		// An Upstash URL where nothing listens: every command fails fast.
-		const bindings = limited({ RATE_LIMIT_SEARCH: "1/60", UPSTASH_REDIS_REST_URL: "http://127.0.0.1:9" });
+		const bindings = limited({ RATE_LIMIT_SEARCH: "2/60", UPSTASH_REDIS_REST_URL: "http://127.0.0.1:9" });
 		const ip = freshIp();
 		const started = Date.now();
-		for (let i = 0; i < 4; i++) {
-			const res = await send(bindings, "/api/v1/fast/search?q=db", { ip });
-			expect(res.status).toBe(200);
-			expect(res.headers.get("ratelimit-policy")).toBeNull();
-			await res.body?.cancel();
-		}
+		const first = await send(bindings, "/api/v1/fast/search?q=db", { ip });
+		// Fail open: served, and without RateLimit headers (nothing was counted by the store).
+		expect(first.status).toBe(200);
+		expect(first.headers.get("ratelimit-policy")).toBeNull();
+		await first.body?.cancel();
+		// Redis is not asked again for a while: the isolate counts this caller itself.
+		const second = await send(bindings, "/api/v1/fast/search?q=db", { ip });
+		expect(second.status).toBe(200);
+		expect(second.headers.get("ratelimit-remaining")).toBe("0");
+		await second.body?.cancel();
+		const third = await send(bindings, "/api/v1/fast/search?q=db", { ip });
+		expect(third.status).toBe(429);
+		expect((await errorBody(third)).code).toBe("rate_limited");
+		// Another caller still has its own budget.
+		const other = await send(bindings, "/api/v1/fast/search?q=db", { ip: freshIp() });
+		expect(other.status).toBe(200);
+		await other.body?.cancel();
 		expect(Date.now() - started).toBeLessThan(10_000);
 	});
 
 	it("rejects a bad budget setting as a configuration error, naming the variable", async () => {
 		const res = await send({ ...env, RATE_LIMIT_SEARCH: "lots" }, "/api/v1/fast/search?q=x");
-		expect(res.status).toBe(500);
-		expect((await errorBody(res)).code).toBe("internal_error");
+		expect(res.status).toBe(503);
+		expect((await errorBody(res)).code).toBe("service_unavailable");
 	});
 });
 

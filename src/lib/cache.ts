@@ -11,7 +11,7 @@
 // Values are the serialised JSON response bodies, so a hit never re-serialises anything.
 import type { BackgroundContext } from "../deps";
 import { ApiError } from "../errors";
-import type { RedisLike } from "./redis";
+import { LuaScript, type RedisLike } from "./redis";
 import { withTimeout } from "./timeout";
 
 export interface CachePolicy {
@@ -58,13 +58,17 @@ export interface ReadOptions {
 
 export interface CacheDeps {
 	edge: Cache | null;
-	/** Called only when the Redis tier is actually needed, so a memory hit builds no client. */
-	redis: () => RedisLike | null;
 	/**
-	 * The client invalidations use: a read may give up on Redis quickly and fall through, an
-	 * invalidation must land, so it can be given a longer timeout. Defaults to `redis`.
+	 * The Worker's own hostname: the Cache API keeps entries per zone, so keys must be URLs on a
+	 * hostname the zone serves (a made-up hostname would not be cached on a custom domain).
 	 */
-	invalidationRedis?: () => RedisLike | null;
+	edgeHost: string;
+	/**
+	 * The isolate's Redis client of a class (src/lib/redis.ts), called only when the Redis tier is
+	 * actually needed, so a memory hit touches no client. Reads use "read" (nearest replica),
+	 * write-backs "write", invalidations "invalidate" (both the primary region).
+	 */
+	redis: (cls: "read" | "write" | "invalidate") => RedisLike | null;
 	/** Prefix of every key (Redis key prefix; also scopes the edge cache). */
 	prefix: string;
 	ctx: BackgroundContext;
@@ -72,46 +76,117 @@ export interface CacheDeps {
 	originTimeoutMs?: number;
 	/** Lifetime of isolate-memory copies; 0 disables the memory tier. */
 	memoryTtlMs?: number;
+	/** Bytes the memory tier may hold in this isolate (all policies together). */
+	memoryMaxBytes?: number;
 }
 
-const EDGE_ORIGIN = "https://gitinsight-cache.internal/";
+const EDGE_PATH = "/__gitinsight-cache/";
 const DEFAULT_MEMORY_TTL_MS = 2_000;
-const MEMORY_MAX_ENTRIES = 2_000;
+const DEFAULT_MEMORY_MAX_BYTES = 32 * 1024 * 1024;
 const DEFAULT_ORIGIN_TIMEOUT_MS = 5_000;
+/** A Redis version key outlives any load that could have read the version before it (≤ origin timeout). */
+const VERSION_TTL_MS = 60_000;
+/**
+ * Cache API deletes of one invalidation in flight at once: a Worker invocation may hold 6
+ * connections open (fetch, Cache API, …); 4 leaves room for the Redis call and the hub RPCs.
+ */
+const EDGE_DELETE_CONCURRENCY = 4;
 
-// Isolate-scoped state. Safe to share across requests: the memory tier holds immutable strings
-// for at most memoryTtlMs (bounding how stale another isolate's copy can be after an
-// invalidation), and the in-flight map only shares promises, whose loads run under the
-// waitUntil of the request that started them, so they finish even if that client goes away.
-const memory = new Map<string, { entry: CacheEntry; until: number }>();
-const inflight = new Map<string, Promise<CacheEntry>>();
+// Isolate-scoped state, safe to share across requests because it holds only plain values and
+// promises, never a request-bound I/O object:
+//   memory        immutable strings for at most memoryTtlMs (which bounds how stale another
+//                 isolate's copy can be after an invalidation), at most memoryMaxBytes in all
+//                 (the isolate's 128 MB is shared with everything else); oldest first.
+//   inflight      shared origin loads. Each runs under the waitUntil of the request that started
+//                 it; one older than the origin timeout (its request lost its context and it can
+//                 no longer settle) is replaced by the next miss, and every joiner waits at most
+//                 the origin timeout on its own clock.
+//   invalidated   when a key was last invalidated in this isolate: a load or backfill that read
+//                 before that writes nothing back. Pruned once entries are older than any load.
+interface MemoryEntry {
+	entry: CacheEntry;
+	until: number;
+	bytes: number;
+}
+const memory = new Map<string, MemoryEntry>();
+let memoryBytes = 0;
+const inflight = new Map<string, { promise: Promise<CacheEntry>; startedAt: number }>();
+const invalidated = new Map<string, { seq: number; at: number }>();
+const INVALIDATED_PRUNE_AT = 1_000;
+/**
+ * Counts this isolate's invalidations. Reads note it when they start, so "invalidated after this
+ * read began" needs no clock (Date.now() stands still within a Workers turn).
+ */
+let invalidationSeq = 0;
+
+/** Approximate heap cost of a memory-tier entry: UTF-16 upper bound of its strings + overhead. */
+function sizeOf(key: string, entry: CacheEntry): number {
+	return 2 * (key.length + (entry.b?.length ?? 0) + entry.e.length) + 96;
+}
+
+function dropFromMemory(key: string): void {
+	const hit = memory.get(key);
+	if (!hit) return;
+	memory.delete(key);
+	memoryBytes -= hit.bytes;
+}
 
 function fromMemory(key: string, now: number): CacheEntry | undefined {
 	const hit = memory.get(key);
 	if (!hit) return undefined;
 	if (hit.until <= now) {
-		memory.delete(key);
+		dropFromMemory(key);
 		return undefined;
 	}
 	return hit.entry;
 }
 
-function toMemory(key: string, entry: CacheEntry, now: number, ttlMs: number): void {
-	if (ttlMs <= 0) return;
-	if (memory.size >= MEMORY_MAX_ENTRIES) {
-		// Map iteration is insertion order: drop the oldest tenth.
-		let n = MEMORY_MAX_ENTRIES / 10;
-		for (const k of memory.keys()) {
-			memory.delete(k);
-			if (--n <= 0) break;
-		}
+function toMemory(key: string, entry: CacheEntry, now: number, ttlMs: number, maxBytes: number): void {
+	if (ttlMs <= 0 || maxBytes <= 0) return;
+	const bytes = sizeOf(key, entry);
+	// One entry may take at most an eighth of the tier, so a few large pages cannot evict all.
+	if (bytes > maxBytes / 8) return;
+	dropFromMemory(key);
+	// Insertion order is expiry order (one TTL for all): sweep the expired from the oldest end,
+	// then evict the oldest live entries until the new one fits.
+	for (const [k, v] of memory) {
+		if (v.until > now && memoryBytes + bytes <= maxBytes) break;
+		dropFromMemory(k);
 	}
-	memory.set(key, { entry, until: now + ttlMs });
+	memory.set(key, { entry, until: now + ttlMs, bytes });
+	memoryBytes += bytes;
 }
 
-/** Test hook: forget this isolate's memory tier. */
+/** Test hook: forget this isolate's memory tier, shared loads and invalidation marks. */
 export function clearMemoryTier(): void {
 	memory.clear();
+	memoryBytes = 0;
+	inflight.clear();
+	invalidated.clear();
+}
+
+/** Test hook: forget the invalidation marks, as another isolate (which never saw them) would. */
+export function forgetInvalidationMarks(): void {
+	invalidated.clear();
+}
+
+/** Test hook: what the memory tier holds now. */
+export function memoryTierUsage(): { entries: number; bytes: number } {
+	return { entries: memory.size, bytes: memoryBytes };
+}
+
+function markInvalidated(key: string, now: number): void {
+	if (invalidated.size >= INVALIDATED_PRUNE_AT) {
+		// Older than any load can be (loads end within the origin timeout): no longer needed.
+		for (const [k, mark] of invalidated) if (now - mark.at > VERSION_TTL_MS) invalidated.delete(k);
+	}
+	invalidated.set(key, { seq: ++invalidationSeq, at: now });
+}
+
+/** Whether `key` was invalidated in this isolate after a read that began at `readSeq`. */
+function invalidatedSince(key: string, readSeq: number): boolean {
+	const mark = invalidated.get(key);
+	return mark !== undefined && mark.seq > readSeq;
 }
 
 export async function etagOf(body: string | null): Promise<string> {
@@ -128,6 +203,34 @@ function isEntry(v: unknown): v is CacheEntry {
 	return (typeof e.b === "string" || e.b === null) && typeof e.t === "number" && typeof e.e === "string";
 }
 
+// KEYS[1] the entry, KEYS[2] its version; ARGV[1] the version the load saw before it read the
+// origin ("" = none), ARGV[2] the entry (JSON), ARGV[3] its TTL in ms. Writes only if no
+// invalidation bumped the version since: an invalidation always wins over a load in flight,
+// whichever isolate or colo ran either. Returns 1 when written.
+const WRITE_IF_UNCHANGED = new LuaScript(`
+local v = redis.call('GET', KEYS[2]) or ''
+if v ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', tonumber(ARGV[3]))
+return 1
+`);
+
+// KEYS: entry1, version1, entry2, version2, …; ARGV[1] the versions' TTL in ms. One script per
+// invalidation, whatever the number of keys: deletes each entry and bumps its version.
+const INVALIDATE = new LuaScript(`
+for i = 1, #KEYS, 2 do
+  redis.call('DEL', KEYS[i])
+  redis.call('INCR', KEYS[i + 1])
+  redis.call('PEXPIRE', KEYS[i + 1], tonumber(ARGV[1]))
+end
+return #KEYS / 2
+`);
+
+/** What a read of the Redis tier found: the entry, and the version to write back against. */
+interface RedisRead {
+	entry: CacheEntry | undefined;
+	version: string;
+}
+
 export class LayeredCache {
 	constructor(private readonly deps: CacheDeps) {}
 
@@ -136,8 +239,25 @@ export class LayeredCache {
 		return `${this.deps.prefix}${policy.name}:${key}`;
 	}
 
+	/** The Redis key of `fullKey`'s version (bumped by every invalidation). */
+	private versionKey(fullKey: string): string {
+		return `${this.deps.prefix}ver:${fullKey.slice(this.deps.prefix.length)}`;
+	}
+
 	private edgeRequest(fullKey: string): Request {
-		return new Request(`${EDGE_ORIGIN}${encodeURIComponent(fullKey)}`);
+		return new Request(`https://${this.deps.edgeHost}${EDGE_PATH}${encodeURIComponent(fullKey)}`);
+	}
+
+	private get memoryTtlMs(): number {
+		return this.deps.memoryTtlMs ?? DEFAULT_MEMORY_TTL_MS;
+	}
+
+	private get memoryMaxBytes(): number {
+		return this.deps.memoryMaxBytes ?? DEFAULT_MEMORY_MAX_BYTES;
+	}
+
+	private get originTimeoutMs(): number {
+		return this.deps.originTimeoutMs ?? DEFAULT_ORIGIN_TIMEOUT_MS;
 	}
 
 	private classify(policy: CachePolicy, entry: CacheEntry, now: number, opts: ReadOptions) {
@@ -148,6 +268,11 @@ export class LayeredCache {
 		if (age < fresh + policy.swrMs && !tooOld) return "stale" as const;
 		if (age < fresh + policy.errorMs) return "fallback" as const;
 		return "expired" as const;
+	}
+
+	/** How long a tier keeps an entry: a "not found" only for its negative TTL. */
+	private keepMs(policy: CachePolicy, entry: CacheEntry): number {
+		return entry.b === null ? policy.negativeMs : policy.freshMs + policy.errorMs;
 	}
 
 	private result(policy: CachePolicy, entry: CacheEntry, status: CacheStatus, tier: CacheTier): CacheResult {
@@ -176,21 +301,35 @@ export class LayeredCache {
 		}
 	}
 
-	private async readRedis(fullKey: string): Promise<CacheEntry | undefined> {
-		const redis = this.deps.redis();
+	/** The entry and its version in one round trip (MGET), or undefined when Redis is off or failed. */
+	private async readRedis(fullKey: string): Promise<RedisRead | undefined> {
+		const redis = this.deps.redis("read");
 		if (!redis) return undefined;
 		try {
-			const entry = await redis.get<unknown>(fullKey);
-			return isEntry(entry) ? entry : undefined;
+			const [entry, version] = await redis.mget<[unknown, unknown]>(fullKey, this.versionKey(fullKey));
+			return { entry: isEntry(entry) ? entry : undefined, version: version == null ? "" : String(version) };
 		} catch (err) {
 			logCacheError("redis read", err);
 			return undefined;
 		}
 	}
 
+	/** The version alone, for a load that did not read the Redis tier first (no-cache, refresh). */
+	private async readVersion(fullKey: string): Promise<string | undefined> {
+		const redis = this.deps.redis("read");
+		if (!redis) return undefined;
+		try {
+			const v = await redis.get<unknown>(this.versionKey(fullKey));
+			return v == null ? "" : String(v);
+		} catch (err) {
+			logCacheError("redis version read", err);
+			return undefined;
+		}
+	}
+
 	private async writeEdge(policy: CachePolicy, fullKey: string, entry: CacheEntry): Promise<void> {
 		if (!this.deps.edge) return;
-		const ttlS = Math.ceil((policy.freshMs + policy.errorMs) / 1000);
+		const ttlS = Math.ceil(this.keepMs(policy, entry) / 1000);
 		try {
 			await this.deps.edge.put(
 				this.edgeRequest(fullKey),
@@ -203,43 +342,94 @@ export class LayeredCache {
 		}
 	}
 
-	private async writeRedis(policy: CachePolicy, fullKey: string, entry: CacheEntry): Promise<void> {
-		const redis = this.deps.redis();
-		if (!redis) return;
+	/** Writes the entry unless its version moved since `version` was read; true when written. */
+	private async writeRedis(
+		policy: CachePolicy,
+		fullKey: string,
+		entry: CacheEntry,
+		version: string,
+	): Promise<boolean> {
+		const redis = this.deps.redis("write");
+		if (!redis) return true;
 		try {
-			await redis.set(fullKey, entry, { px: policy.freshMs + policy.errorMs });
+			const written = await WRITE_IF_UNCHANGED.run<number>(
+				redis,
+				[fullKey, this.versionKey(fullKey)],
+				[version, JSON.stringify(entry), String(this.keepMs(policy, entry))],
+			);
+			return Number(written) === 1;
 		} catch (err) {
 			logCacheError("redis write", err);
+			// Unknown: the edge copy is still this colo's only, and the memory tier short-lived.
+			return true;
 		}
 	}
 
-	/** Writes `entry` to the tiers above `from` (all of them for an origin load). */
-	private backfill(policy: CachePolicy, fullKey: string, entry: CacheEntry, from: CacheTier): void {
-		toMemory(fullKey, entry, this.deps.now(), this.deps.memoryTtlMs ?? DEFAULT_MEMORY_TTL_MS);
-		const writes: Promise<void>[] = [];
-		if (from === "redis" || from === "origin") writes.push(this.writeEdge(policy, fullKey, entry));
-		if (from === "origin") writes.push(this.writeRedis(policy, fullKey, entry));
-		if (writes.length) this.deps.ctx.waitUntil(Promise.all(writes));
+	/**
+	 * Writes `entry`, read when the isolate's invalidation count was `readSeq`, to the tiers above
+	 * `from`, unless an invalidation in this isolate came after the read. An origin load writes Redis first, conditionally on the version
+	 * it saw (`version`; undefined = Redis unreadable, write nothing there), and the edge only if
+	 * Redis took it, so an invalidation elsewhere also stops this colo's copy.
+	 */
+	private backfill(
+		policy: CachePolicy,
+		fullKey: string,
+		entry: CacheEntry,
+		from: CacheTier,
+		readSeq: number,
+		version?: string,
+	): void {
+		if (invalidatedSince(fullKey, readSeq)) return;
+		toMemory(fullKey, entry, this.deps.now(), this.memoryTtlMs, this.memoryMaxBytes);
+		if (from === "redis") {
+			this.deps.ctx.waitUntil(this.writeEdge(policy, fullKey, entry));
+		} else if (from === "origin") {
+			const write = async () => {
+				if (version !== undefined && !(await this.writeRedis(policy, fullKey, entry, version))) {
+					dropFromMemory(fullKey);
+					return;
+				}
+				if (invalidatedSince(fullKey, readSeq)) return;
+				await this.writeEdge(policy, fullKey, entry);
+			};
+			this.deps.ctx.waitUntil(write());
+		}
 	}
 
-	/** One origin load per key per isolate; it runs under waitUntil so it always completes. */
+	/**
+	 * One origin load per key per isolate; it runs under waitUntil so it always completes, and each
+	 * caller waits for it at most the origin timeout. `version` is the Redis version read before
+	 * the load (null: not read yet — read it first, so the origin is read after it).
+	 */
 	private load(
 		policy: CachePolicy,
 		fullKey: string,
 		loader: () => Promise<string | null>,
 		store: boolean,
+		version: string | undefined | null,
 	): Promise<CacheEntry> {
+		const timeout = this.originTimeoutMs;
+		const now = this.deps.now();
 		const running = inflight.get(fullKey);
-		if (running !== undefined) return running;
-		const timeout = this.deps.originTimeoutMs ?? DEFAULT_ORIGIN_TIMEOUT_MS;
+		if (running !== undefined && now - running.startedAt <= timeout) {
+			return withTimeout(running.promise, timeout, `origin load of ${policy.name}`);
+		}
+		const startedAt = now;
+		const startSeq = invalidationSeq;
 		const promise = (async () => {
+			const seen = version === null && store ? await this.readVersion(fullKey) : (version ?? undefined);
 			const body = await withTimeout(loader(), timeout, `origin load of ${policy.name}`);
 			const entry: CacheEntry = { b: body, t: this.deps.now(), e: await etagOf(body) };
-			if (store) this.backfill(policy, fullKey, entry, "origin");
+			if (store) this.backfill(policy, fullKey, entry, "origin", startSeq, seen);
 			return entry;
-		})().finally(() => inflight.delete(fullKey));
-		inflight.set(fullKey, promise);
-		this.deps.ctx.waitUntil(promise.then(noop, noop));
+		})();
+		const slot = { promise, startedAt };
+		const done = () => {
+			// A replaced slot belongs to a newer load: leave it.
+			if (inflight.get(fullKey) === slot) inflight.delete(fullKey);
+		};
+		inflight.set(fullKey, slot);
+		this.deps.ctx.waitUntil(promise.then(done, done));
 		return promise;
 	}
 
@@ -252,15 +442,25 @@ export class LayeredCache {
 	): Promise<CacheResult> {
 		const fullKey = this.keyOf(policy, key);
 		const now = this.deps.now();
+		const readSeq = invalidationSeq;
 		let fallback: { entry: CacheEntry; tier: CacheTier } | undefined;
+		// The Redis version seen by this read (null: Redis not read).
+		let version: string | undefined | null = null;
 
 		if (!opts.noCache) {
-			for (const [tier, read] of this.tiers(fullKey, now)) {
-				const entry = await read();
+			for (const tier of TIERS) {
+				let entry: CacheEntry | undefined;
+				if (tier === "memory") entry = fromMemory(fullKey, now);
+				else if (tier === "edge") entry = await this.readEdge(fullKey);
+				else {
+					const got = await this.readRedis(fullKey);
+					version = got?.version;
+					entry = got?.entry;
+				}
 				if (!entry) continue;
 				const state = this.classify(policy, entry, now, opts);
 				if (state === "fresh") {
-					if (tier !== "memory") this.backfill(policy, fullKey, entry, tier);
+					if (tier !== "memory") this.backfill(policy, fullKey, entry, tier, readSeq);
 					return this.result(policy, entry, "HIT", tier);
 				}
 				if (state === "stale") {
@@ -268,7 +468,13 @@ export class LayeredCache {
 					// newer copy in memory means a refresh already happened while this read ran.
 					const newer = fromMemory(fullKey, this.deps.now());
 					if (!newer || newer.t <= entry.t) {
-						const refresh = this.load(policy, fullKey, loader, !opts.noStore);
+						const refresh = this.load(
+							policy,
+							fullKey,
+							loader,
+							!opts.noStore,
+							tier === "redis" ? version : null,
+						);
 						this.deps.ctx.waitUntil(refresh.then(noop, (err) => logCacheError("background refresh", err)));
 					}
 					return this.result(policy, entry, "STALE", tier);
@@ -278,7 +484,7 @@ export class LayeredCache {
 		}
 
 		try {
-			const entry = await this.load(policy, fullKey, loader, !opts.noStore);
+			const entry = await this.load(policy, fullKey, loader, !opts.noStore, version);
 			return this.result(policy, entry, "MISS", "origin");
 		} catch (err) {
 			logCacheError("origin load", err);
@@ -294,18 +500,14 @@ export class LayeredCache {
 		}
 	}
 
-	private tiers(fullKey: string, now: number): [CacheTier, () => Promise<CacheEntry | undefined>][] {
-		return [
-			["memory", async () => fromMemory(fullKey, now)],
-			["edge", () => this.readEdge(fullKey)],
-			["redis", () => this.readRedis(fullKey)],
-		];
-	}
-
 	private async newestKept(policy: CachePolicy, fullKey: string, now: number) {
 		let best: { entry: CacheEntry; tier: CacheTier } | undefined;
-		for (const [tier, read] of this.tiers(fullKey, now)) {
-			const entry = await read();
+		const found: [CacheTier, CacheEntry | undefined][] = [
+			["memory", fromMemory(fullKey, now)],
+			["edge", await this.readEdge(fullKey)],
+			["redis", (await this.readRedis(fullKey))?.entry],
+		];
+		for (const [tier, entry] of found) {
 			if (entry && this.classify(policy, entry, now, {}) !== "expired" && (!best || entry.t > best.entry.t)) {
 				best = { entry, tier };
 			}
@@ -314,17 +516,29 @@ export class LayeredCache {
 	}
 
 	/**
-	 * Drops `key` from this isolate, this colo's edge cache and Redis. Resolves false when Redis
-	 * could not be told: its copy (shared by every colo) may then outlive the change.
+	 * Drops `keys` from this isolate, this colo's edge cache and Redis (one script for all keys:
+	 * each entry deleted, its version bumped, so loads in flight anywhere write nothing back).
+	 * Resolves false when Redis could not be told: its copy (shared by every colo) may then
+	 * outlive the change. Other colos' edge copies stay until their freshness ends (Cache API
+	 * deletes are per colo); other isolates' memory copies for at most memoryTtlMs.
 	 */
-	async invalidate(policy: CachePolicy, key: string): Promise<boolean> {
-		const fullKey = this.keyOf(policy, key);
-		memory.delete(fullKey);
-		const redis = (this.deps.invalidationRedis ?? this.deps.redis)();
-		const [, redisDone] = await Promise.all([
-			this.deps.edge?.delete(this.edgeRequest(fullKey)).catch((err) => logCacheError("edge delete", err)),
+	async invalidate(policy: CachePolicy, keys: string[]): Promise<boolean> {
+		if (keys.length === 0) return true;
+		const now = this.deps.now();
+		const fullKeys = keys.map((k) => this.keyOf(policy, k));
+		for (const fullKey of fullKeys) {
+			dropFromMemory(fullKey);
+			inflight.delete(fullKey);
+			markInvalidated(fullKey, now);
+		}
+		const redis = this.deps.redis("invalidate");
+		const [redisDone] = await Promise.all([
 			redis
-				? redis.del(fullKey).then(
+				? INVALIDATE.run<number>(
+						redis,
+						fullKeys.flatMap((k) => [k, this.versionKey(k)]),
+						[String(VERSION_TTL_MS)],
+					).then(
 						() => true,
 						(err: unknown) => {
 							logCacheError("redis delete", err);
@@ -332,10 +546,26 @@ export class LayeredCache {
 						},
 					)
 				: true,
+			this.deleteEdge(fullKeys),
 		]);
 		return redisDone;
 	}
+
+	private async deleteEdge(fullKeys: string[]): Promise<void> {
+		const edge = this.deps.edge;
+		if (!edge) return;
+		let next = 0;
+		const worker = async () => {
+			while (next < fullKeys.length) {
+				const fullKey = fullKeys[next++] as string;
+				await edge.delete(this.edgeRequest(fullKey)).catch((err) => logCacheError("edge delete", err));
+			}
+		};
+		await Promise.all(Array.from({ length: Math.min(EDGE_DELETE_CONCURRENCY, fullKeys.length) }, worker));
+	}
 }
+
+const TIERS = ["memory", "edge", "redis"] as const;
 
 function noop(): void {}
 

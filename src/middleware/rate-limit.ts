@@ -14,14 +14,19 @@
 // Answers 429 `rate_limited` in the API envelope with Retry-After, and on every limited route
 // the IETF RateLimit headers (RateLimit-Policy / RateLimit, draft 9) and the older
 // RateLimit-Limit / -Remaining / -Reset trio many clients read.
-// Store down (no Redis, an error or the 250 ms command timeout): the request is allowed (fail
-// open: a Redis outage must not become an API outage), one warning per minute is logged, and
-// the limiter is skipped for STORE_BACKOFF_MS so a dead store costs no latency.
+// Store down (an error or the limiter client's 1 s timeout): the request that met it is allowed
+// (a Redis outage must not become an API outage), one warning per minute is logged, and for
+// STORE_BACKOFF_MS Redis is not asked at all: every caller is decided from this isolate's own
+// counts (a caller already refused stays refused), so a dead store costs no latency and budgets
+// still hold per isolate. With no Redis configured at all (local runs) nothing is limited.
+// Cost on the hot path: the caller's key (a memoised token verification), then local maps; the
+// Redis client (an isolate-level memo) is touched only for a caller's first request in a window
+// and for background syncs. Scripts run by EVALSHA (sent once per isolate).
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv, RateBudget } from "../env";
 import { ApiError } from "../errors";
-import type { RedisLike } from "../lib/redis";
+import { LuaScript, type RedisLike } from "../lib/redis";
 import { bearerToken, verifyToken } from "./auth";
 
 export const BUDGETS = ["search", "read", "events"] as const;
@@ -36,7 +41,7 @@ export function budgetOf(path: string): BudgetName {
 
 // KEYS[1] current window, KEYS[2] previous window; ARGV: weight of the previous window (0..1),
 // limit, window length in ms. Returns {allowed 0|1, current count, previous count}.
-const SLIDING_WINDOW = `
+const SLIDING_WINDOW = new LuaScript(`
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
 if prev * tonumber(ARGV[1]) + cur + 1 > tonumber(ARGV[2]) then
@@ -45,7 +50,7 @@ end
 cur = redis.call('INCR', KEYS[1])
 if cur == 1 then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 2) end
 return {1, cur, prev}
-`;
+`);
 
 const STORE_BACKOFF_MS = 10_000;
 /** How long a background sync waits for more requests of the same caller to add in one call. */
@@ -160,11 +165,11 @@ const KNOWN_MAX = 10_000;
 
 // KEYS[1] current window, KEYS[2] previous window; ARGV: count to add, window length in ms.
 // Returns {current count, previous count}.
-const ADD = `
+const ADD = new LuaScript(`
 local cur = redis.call('INCRBY', KEYS[1], ARGV[1])
 if cur == tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2) end
 return {cur, tonumber(redis.call('GET', KEYS[2]) or '0')}
-`;
+`);
 
 /** Adds this isolate's allowed requests to Redis and refreshes what it knows (background). */
 async function flush(
@@ -182,8 +187,8 @@ async function flush(
 			await new Promise((resolve) => setTimeout(resolve, FLUSH_DELAY_MS));
 			const n = k.pending;
 			try {
-				const reply = await redis.eval<string[], [number, number]>(
-					ADD,
+				const reply = await ADD.run<[number, number]>(
+					redis,
 					[keyOf(k.index), keyOf(k.index - 1)],
 					[String(n), String(windowMs)],
 				);
@@ -213,13 +218,12 @@ async function flush(
  * flight between two syncs.
  */
 export const rateLimit = createMiddleware<AppEnv>(async (c, next) => {
-	const { config, limiterRedis: redis, keys, ctx } = c.var.deps;
+	const { config, keys, ctx } = c.var.deps;
 	const name = budgetOf(c.req.path);
 	const budget = config.rateLimits[name];
-	if (!budget) return next();
+	// No store configured (local runs without Redis): nothing to count against.
+	if (!budget || !config.redis) return next();
 	const now = Date.now();
-	// No store, or it is known down: allow without even working out who is calling.
-	if (!redis || now < storeDownUntil) return next();
 	const caller = await callerOf(c);
 	const id = `${name}|${caller}`;
 	const blockedUntil = blocked.get(id);
@@ -230,6 +234,9 @@ export const rateLimit = createMiddleware<AppEnv>(async (c, next) => {
 		}
 		blocked.delete(id);
 	}
+	// The client is built (an isolate-level memo) only when Redis is actually asked.
+	const redisClient = (): RedisLike => c.var.deps.redis("limiter") as RedisLike;
+	const storeDown = now < storeDownUntil;
 
 	const windowMs = budget.windowS * 1000;
 	const index = Math.floor(now / windowMs);
@@ -238,8 +245,16 @@ export const rateLimit = createMiddleware<AppEnv>(async (c, next) => {
 	let k = known.get(id);
 	if (k && k.index !== index) {
 		// A new window: what was counted locally belongs to the old one.
-		if (k.pending > 0 && !syncing(k, now)) ctx.waitUntil(flush(redis, keyOf, k, windowMs));
+		if (k.pending > 0 && !syncing(k, now) && !storeDown)
+			ctx.waitUntil(flush(redisClient(), keyOf, k, windowMs));
 		k = undefined;
+	}
+	if (!k && storeDown) {
+		// The store is known down: count this caller in the isolate alone (its budget still holds
+		// here; what it spends is added to Redis by the first sync after the store is back).
+		if (known.size >= KNOWN_MAX) known.clear();
+		k = { index, cur: 0, prev: 0, pending: 0, flushingSince: 0 };
+		known.set(id, k);
 	}
 	let decision: Decision;
 	if (k) {
@@ -249,12 +264,12 @@ export const rateLimit = createMiddleware<AppEnv>(async (c, next) => {
 		} else {
 			k.pending++;
 			decision = decide(budget, now, true, k.cur + k.pending, k.prev);
-			if (!syncing(k, now)) ctx.waitUntil(flush(redis, keyOf, k, windowMs));
+			if (!syncing(k, now) && !storeDown) ctx.waitUntil(flush(redisClient(), keyOf, k, windowMs));
 		}
 	} else {
 		try {
-			const reply = await redis.eval<string[], [number, number, number]>(
-				SLIDING_WINDOW,
+			const reply = await SLIDING_WINDOW.run<[number, number, number]>(
+				redisClient(),
 				[keyOf(index), keyOf(index - 1)],
 				[(1 - elapsed).toFixed(6), String(budget.limit), String(windowMs)],
 			);
@@ -272,6 +287,9 @@ export const rateLimit = createMiddleware<AppEnv>(async (c, next) => {
 		} catch (err) {
 			storeDownUntil = now + STORE_BACKOFF_MS;
 			warnStoreDown(err, now);
+			// Allowed (fail open), and counted locally from here on while the store is down.
+			if (known.size >= KNOWN_MAX) known.clear();
+			known.set(id, { index, cur: 0, prev: 0, pending: 1, flushingSince: 0 });
 			return next();
 		}
 	}

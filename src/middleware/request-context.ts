@@ -3,8 +3,9 @@
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import { routePath } from "hono/route";
-import { createDeps } from "../deps";
-import type { AppEnv } from "../env";
+import { createDeps, type Deps } from "../deps";
+import { type AppEnv, ConfigError } from "../env";
+import { misconfigured } from "../errors";
 import { noteRequest } from "../lib/isolate";
 import { CACHE_RESULTS, CACHE_TIERS, type RequestPoint, requestDataPoint } from "../lib/metrics";
 
@@ -35,7 +36,15 @@ export const requestContext = createMiddleware<AppEnv>(async (c, next) => {
 	const incoming = c.req.header("x-request-id");
 	const requestId = incoming && SAFE_REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
 	c.set("requestId", requestId);
-	const deps = createDeps(c.env, c.executionCtx);
+	let deps: Deps;
+	try {
+		deps = createDeps(c.env, c.executionCtx, new URL(c.req.url).host);
+	} catch (err) {
+		if (!(err instanceof ConfigError)) throw err;
+		c.res = misconfigured(c, err);
+		c.header("X-Request-Id", requestId);
+		return;
+	}
 	c.set("deps", deps);
 	try {
 		await next();

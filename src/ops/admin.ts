@@ -5,6 +5,7 @@ import { z } from "zod";
 import type { AppEnv } from "../env";
 import type { ApiOperation } from "../lib/openapi";
 import { requireRole } from "../middleware/auth";
+import { cacheTiers } from "./health";
 
 export const admin = new Hono<AppEnv>().get("/config", requireRole("admin"), (c) => {
 	const { config } = c.var.deps;
@@ -19,6 +20,11 @@ export const admin = new Hono<AppEnv>().get("/config", requireRole("admin"), (c)
 			jwks: Boolean(config.JWT_JWKS_URL),
 		},
 		redis: { configured: Boolean(config.redis), key_prefix: config.REDIS_KEY_PREFIX },
+		cache: {
+			...cacheTiers(c.var.deps),
+			memory_ttl_ms: config.CACHE_MEMORY_TTL_MS,
+			memory_max_bytes: config.CACHE_MEMORY_MAX_BYTES,
+		},
 		python_api: { configured: Boolean(config.PYTHON_API_URL) },
 		cors_origins: config.CORS_ORIGINS,
 		global_hub_shards: config.GLOBAL_HUB_SHARDS,

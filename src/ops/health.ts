@@ -60,7 +60,7 @@ async function pingPython(baseUrl: string, timeoutMs: number): Promise<void> {
 export async function checkHealth(deps: Deps) {
 	const { config } = deps;
 	const timeout = config.HEALTH_TIMEOUT_MS;
-	const redis = deps.redis;
+	const redis = deps.redis("read");
 	const [database, redisCheck, python] = await Promise.all([
 		probe(() => deps.db.execute(sql`select 1`), timeout, "database"),
 		probe(redis ? () => redis.ping() : undefined, timeout, "redis"),
@@ -80,6 +80,17 @@ export async function checkHealth(deps: Deps) {
 	return { status, checks };
 }
 
+/** Which tiers of the read cache this request's isolate and hostname actually have. */
+export function cacheTiers(deps: Deps) {
+	const { config, edgeTier } = deps;
+	return {
+		memory: config.CACHE_MEMORY_TTL_MS > 0 && config.CACHE_MEMORY_MAX_BYTES > 0 ? "on" : "off",
+		// On *.workers.dev the Cache API stores nothing: the tier is off there (use a custom domain).
+		edge: edgeTier,
+		redis: config.redis ? "on" : "off",
+	} as const;
+}
+
 export const health = new Hono<AppEnv>().get("/", async (c) => {
 	const now = Date.now();
 	const { startedAt } = isolateFigures(now);
@@ -97,6 +108,7 @@ export const health = new Hono<AppEnv>().get("/", async (c) => {
 				python_api: checks.python_api.status,
 			},
 			checks,
+			cache: cacheTiers(c.var.deps),
 		},
 		status === "unhealthy" ? 503 : 200,
 	);
@@ -119,6 +131,15 @@ export const HealthResponse = z.object({
 		python_api: DependencyStatusSchema,
 	}),
 	checks: z.object({ database: CheckSchema, redis: CheckSchema, python_api: CheckSchema }),
+	cache: z
+		.object({
+			memory: z.enum(["on", "off"]),
+			edge: z.enum(["on", "off_workers_dev"]),
+			redis: z.enum(["on", "off"]),
+		})
+		.describe(
+			"the read cache's tiers as this hostname gets them (the Cache API does nothing on workers.dev)",
+		),
 });
 
 export const healthOperations: ApiOperation[] = [

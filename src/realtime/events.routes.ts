@@ -21,7 +21,8 @@ import { type Delivery, deliver, toHubEvent } from "./publish";
 async function publish(c: Context<AppEnv>, events: HubEvent[]): Promise<Delivery[]> {
 	const { cache, config, env, metrics } = c.var.deps;
 	const repos = new Set(events.flatMap((e) => (e.repository_id ? [e.repository_id] : [])));
-	const invalidated = await Promise.all([...repos].map((id) => cache.invalidate(SUMMARY_POLICY, id)));
+	// One Redis script for every repository of the request, whatever their number.
+	const invalidated = await cache.invalidate(SUMMARY_POLICY, [...repos]);
 	const deliveries = await deliver(env, config, events);
 	// One datapoint per event type (custom types together), so a batch stays within AE's
 	// 25 writes per invocation.
@@ -34,7 +35,7 @@ async function publish(c: Context<AppEnv>, events: HubEvent[]): Promise<Delivery
 		byType.set(type, counts);
 	});
 	for (const [type, counts] of byType) metrics.write(ingestDataPoint({ type, ...counts }));
-	if (invalidated.includes(false)) {
+	if (!invalidated) {
 		// Live clients have the events, but Redis may still hold a summary from before them. The
 		// sender's retry (same ids: not delivered twice) invalidates again once Redis answers.
 		throw new ApiError(

@@ -5,6 +5,7 @@
 // Teardown stops them, drops the database and deletes the run's Redis keys; a failing setup
 // undoes what it had already started.
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import type { TestProject } from "vitest/node";
 import {
 	canConnect,
@@ -84,6 +85,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
 		project.provide("aeSqlUrl", ae.sqlUrl);
 		project.provide("aeApiToken", aeApiToken);
 		project.provide("testSeedRepos", TEST_SEED_REPOS);
+		// The example file's JWT_SECRET, which a production Worker must refuse (src/env.ts).
+		const example = readFileSync(new URL("../../.dev.vars.example", import.meta.url), "utf8");
+		project.provide("exampleJwtSecret", /^JWT_SECRET=(.*)$/m.exec(example)?.[1]?.trim() ?? "");
 	} catch (err) {
 		await teardown();
 		throw err;
