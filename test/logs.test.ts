@@ -6,10 +6,14 @@ import { call, hs256Token } from "./helpers";
 afterEach(() => vi.restoreAllMocks());
 
 function requestLines(spy: { mock: { calls: unknown[][] } }): Record<string, unknown>[] {
-	return spy.mock.calls
-		.map((args) => String(args[0]))
-		.filter((line) => line.includes('"msg":"request"'))
-		.map((line) => JSON.parse(line) as Record<string, unknown>);
+	return (
+		spy.mock.calls
+			.map((args) => args[0])
+			.filter((line): line is Record<string, unknown> => typeof line === "object" && line !== null)
+			.filter((line) => line.msg === "request")
+			// What Workers Logs receives: the object serialised as JSON.
+			.map((line) => JSON.parse(JSON.stringify(line)) as Record<string, unknown>)
+	);
 }
 
 describe("access log", () => {

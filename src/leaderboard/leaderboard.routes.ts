@@ -28,7 +28,7 @@ export function leaderboardKey(q: LeaderboardQuery): string {
 
 export const leaderboard = new Hono<AppEnv>().get("/", async (c) => {
 	const q = parseQuery(LeaderboardQuery, c.req.queries());
-	const { deps } = c.var;
+	const deps = c.get("deps");
 	const result = await deps.cache.read(
 		LEADERBOARD_POLICY,
 		leaderboardKey(q),

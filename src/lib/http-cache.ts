@@ -50,7 +50,7 @@ export function cachedJson(
 			: "";
 	c.header("Cache-Control", `${visibility}, max-age=${maxAge}${extra}`);
 	c.header("ETag", result.etag);
-	if (visibility === "private") c.header("Vary", "Authorization");
+	if (visibility === "private") c.header("Vary", "Authorization", { append: true });
 	if (etagMatches(c.req.header("if-none-match"), result.etag)) return c.body(null, 304);
 	return c.body(result.body, 200, { "Content-Type": "application/json; charset=UTF-8" });
 }

@@ -160,7 +160,7 @@ export function bearerToken(c: Context<AppEnv>): string | undefined {
 	return match[1];
 }
 
-/** Requires a valid token whose roles include one of `allowed`; sets c.var.principal. */
+/** Requires a valid token whose roles include one of `allowed`; sets c.get("principal"). */
 export function requireRole(...allowed: Role[]) {
 	return createMiddleware<AppEnv>(async (c, next) => {
 		const token = bearerToken(c);
@@ -169,7 +169,7 @@ export function requireRole(...allowed: Role[]) {
 				headers: { "WWW-Authenticate": REALM },
 			});
 		}
-		const principal = await verifyToken(token, c.var.deps.config);
+		const principal = await verifyToken(token, c.get("deps").config);
 		if (!principal.roles.some((r) => allowed.includes(r))) {
 			throw new ApiError("forbidden", `this endpoint requires the ${allowed.join(" or ")} role`, {
 				headers: { "WWW-Authenticate": `${REALM}, error="insufficient_scope"` },

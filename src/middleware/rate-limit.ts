@@ -93,7 +93,7 @@ export function clientKey(ip: string | undefined): string {
 async function callerOf(c: Context<AppEnv>): Promise<string> {
 	try {
 		const token = bearerToken(c);
-		if (token) return `sub:${(await verifyToken(token, c.var.deps.config)).sub}`;
+		if (token) return `sub:${(await verifyToken(token, c.get("deps").config)).sub}`;
 	} catch {
 		// A malformed or invalid token is limited by address; the route's auth answers the 401.
 	}
@@ -218,7 +218,7 @@ async function flush(
  * flight between two syncs.
  */
 export const rateLimit = createMiddleware<AppEnv>(async (c, next) => {
-	const { config, keys, ctx } = c.var.deps;
+	const { config, keys, ctx } = c.get("deps");
 	const name = budgetOf(c.req.path);
 	const budget = config.rateLimits[name];
 	// No store configured (local runs without Redis): nothing to count against.
@@ -235,7 +235,7 @@ export const rateLimit = createMiddleware<AppEnv>(async (c, next) => {
 		blocked.delete(id);
 	}
 	// The client is built (an isolate-level memo) only when Redis is actually asked.
-	const redisClient = (): RedisLike => c.var.deps.redis("limiter") as RedisLike;
+	const redisClient = (): RedisLike => c.get("deps").redis("limiter") as RedisLike;
 	const storeDown = now < storeDownUntil;
 
 	const windowMs = budget.windowS * 1000;

@@ -38,7 +38,7 @@ export const requestContext = createMiddleware<AppEnv>(async (c, next) => {
 	c.set("requestId", requestId);
 	let deps: Deps;
 	try {
-		deps = createDeps(c.env, c.executionCtx, new URL(c.req.url).host);
+		deps = createDeps(c.env, c.executionCtx, c.req.header("host") ?? new URL(c.req.url).host);
 	} catch (err) {
 		if (!(err instanceof ConfigError)) throw err;
 		c.res = misconfigured(c, err);
@@ -46,10 +46,14 @@ export const requestContext = createMiddleware<AppEnv>(async (c, next) => {
 		return;
 	}
 	c.set("deps", deps);
+	// Written before the handler, so it goes into the response Hono builds; a header written
+	// after it makes Hono copy the whole Response. Responses built elsewhere (a hub's 101) get it
+	// afterwards.
+	c.header("X-Request-Id", requestId);
 	try {
 		await next();
 	} finally {
-		c.header("X-Request-Id", requestId);
+		if (!c.res.headers.has("x-request-id")) c.header("X-Request-Id", requestId);
 		const durationMs = performance.now() - started;
 		const route = routeOf(c);
 		const cache = oneOf(CACHE_RESULTS, c.res.headers.get("x-cache"));
@@ -72,21 +76,22 @@ export const requestContext = createMiddleware<AppEnv>(async (c, next) => {
 				responseBytes: length === null ? -1 : Number(length),
 			}),
 		);
-		console.log(
-			JSON.stringify({
-				level: c.res.status >= 500 ? "error" : c.res.status >= 400 ? "warn" : "info",
-				msg: "request",
-				request_id: requestId,
-				method: c.req.method,
-				// The route pattern, never the raw path or query: ids and credentials stay out of the logs.
-				route,
-				status: c.res.status,
-				duration_ms: Math.round(durationMs * 100) / 100,
-				...(cache ? { cache, tier } : {}),
-				...(errorCode ? { error_code: errorCode } : {}),
-				caller,
-				...(colo ? { colo } : {}),
-			}),
-		);
+		// An object, not a JSON string: Workers Logs stores its fields as structured, queryable
+		// fields, and workerd formats it at about half the CPU of a pre-serialised string (measured
+		// on a cached hit: the string form was the largest single cost of the request).
+		console.log({
+			level: c.res.status >= 500 ? "error" : c.res.status >= 400 ? "warn" : "info",
+			msg: "request",
+			request_id: requestId,
+			method: c.req.method,
+			// The route pattern, never the raw path or query: ids and credentials stay out of the logs.
+			route,
+			status: c.res.status,
+			duration_ms: Math.round(durationMs * 100) / 100,
+			...(cache ? { cache, tier } : {}),
+			...(errorCode ? { error_code: errorCode } : {}),
+			caller,
+			...(colo ? { colo } : {}),
+		});
 	}
 });

@@ -8,7 +8,7 @@ import { requireRole } from "../middleware/auth";
 import { cacheTiers } from "./health";
 
 export const admin = new Hono<AppEnv>().get("/config", requireRole("admin"), (c) => {
-	const { config } = c.var.deps;
+	const { config } = c.get("deps");
 	c.header("Cache-Control", "no-store");
 	return c.json({
 		version: config.APP_VERSION,
@@ -21,7 +21,7 @@ export const admin = new Hono<AppEnv>().get("/config", requireRole("admin"), (c)
 		},
 		redis: { configured: Boolean(config.redis), key_prefix: config.REDIS_KEY_PREFIX },
 		cache: {
-			...cacheTiers(c.var.deps),
+			...cacheTiers(c.get("deps")),
 			memory_ttl_ms: config.CACHE_MEMORY_TTL_MS,
 			memory_max_bytes: config.CACHE_MEMORY_MAX_BYTES,
 		},

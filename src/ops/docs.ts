@@ -33,7 +33,7 @@ let cached: { version: string; json: string } | undefined;
 
 export const docs = new Hono<AppEnv>()
 	.get("/openapi.json", (c) => {
-		const version = c.var.deps.config.APP_VERSION;
+		const version = c.get("deps").config.APP_VERSION;
 		if (cached?.version !== version) {
 			cached = { version, json: JSON.stringify(buildOpenApi(operations, { version })) };
 		}

@@ -94,13 +94,13 @@ export function cacheTiers(deps: Deps) {
 export const health = new Hono<AppEnv>().get("/", async (c) => {
 	const now = Date.now();
 	const { startedAt } = isolateFigures(now);
-	const { status, checks } = await checkHealth(c.var.deps);
+	const { status, checks } = await checkHealth(c.get("deps"));
 	c.header("Cache-Control", "no-store");
 	return c.json(
 		{
 			status,
 			timestamp: new Date(now).toISOString(),
-			version: c.var.deps.config.APP_VERSION,
+			version: c.get("deps").config.APP_VERSION,
 			uptime: formatUptime(now - startedAt),
 			dependencies: {
 				database: checks.database.status,
@@ -108,7 +108,7 @@ export const health = new Hono<AppEnv>().get("/", async (c) => {
 				python_api: checks.python_api.status,
 			},
 			checks,
-			cache: cacheTiers(c.var.deps),
+			cache: cacheTiers(c.get("deps")),
 		},
 		status === "unhealthy" ? 503 : 200,
 	);

@@ -7,7 +7,7 @@ import type { ApiOperation } from "../lib/openapi";
 import { ROLES, requireAuth } from "../middleware/auth";
 
 export const me = new Hono<AppEnv>().get("/", requireAuth(), (c) => {
-	const { sub, roles, via } = c.var.principal;
+	const { sub, roles, via } = c.get("principal");
 	c.header("Cache-Control", "no-store");
 	return c.json({ sub, roles, verified_with: via });
 });

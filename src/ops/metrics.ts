@@ -174,7 +174,7 @@ function sameToken(a: string, b: string): boolean {
 }
 
 export const metrics = new Hono<AppEnv>().get("/", async (c) => {
-	const { config } = c.var.deps;
+	const { config } = c.get("deps");
 	if (config.METRICS_TOKEN) {
 		const given = /^Bearer[ ]+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "")?.[1];
 		if (!given || !sameToken(given, config.METRICS_TOKEN)) {

@@ -23,7 +23,7 @@ export function formatDuration(ms: number): string {
 }
 
 export const stats = new Hono<AppEnv>().get("/stats", requireRole("admin"), async (c) => {
-	const { config } = c.var.deps;
+	const { config } = c.get("deps");
 	const now = Date.now();
 	const isolate = isolateFigures(now);
 	const s = await readSnapshot(config, c.executionCtx);

@@ -39,7 +39,7 @@ export const REPO_REF_POLICY: CachePolicy = {
 const notFound = () => new ApiError("not_found", "repository not found");
 
 async function summaryResponse(c: Context<AppEnv>, id: string): Promise<Response> {
-	const { deps } = c.var;
+	const deps = c.get("deps");
 	const result = await deps.cache.read(
 		SUMMARY_POLICY,
 		id,
@@ -61,7 +61,7 @@ export const repos = new Hono<AppEnv>()
 	})
 	.get("/by-name/:owner/:name/summary", async (c) => {
 		const { owner, name } = parseInput(RepoNameParams, c.req.param(), "path");
-		const { deps } = c.var;
+		const deps = c.get("deps");
 		const ref = await deps.cache.read(REPO_REF_POLICY, `${owner}/${name}`.toLowerCase(), async () =>
 			findRepositoryId(deps.db, owner, name),
 		);

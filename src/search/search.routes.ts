@@ -37,7 +37,7 @@ const unreachable = () => new ApiError("internal_error", "search produced no bod
 
 export const search = new Hono<AppEnv>().get("/", async (c) => {
 	const req = parseQuery(SearchQuery, c.req.queries());
-	const { deps } = c.var;
+	const deps = c.get("deps");
 	const result = await deps.cache.read(
 		SEARCH_POLICY,
 		await cacheKeyOf(searchKey(req)),
