@@ -592,8 +592,9 @@ runBench(
 
 		for (const w of workers as RunningWorker[]) {
 			if (w.problems.count > 0) {
-				console.log(`\nWorker ${w.name} logged ${w.problems.count} warnings/errors, e.g.:`);
-				for (const s of w.problems.samples.slice(0, 5)) console.log(`  ${s}`);
+				console.log(`\nWorker ${w.name} logged ${w.problems.count} warnings/errors:`);
+				for (const [kind, n] of Object.entries(w.problems.byKind).sort((a, b) => b[1] - a[1]))
+					console.log(`  ${n} x ${kind}`);
 			}
 		}
 		if (goPeer && goPeer.logLines.length > 0) {
