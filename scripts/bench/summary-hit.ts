@@ -115,7 +115,7 @@ const GO_PREFIX = `${REDIS_PREFIX}go:`;
 const READ_BUDGET = "1000000/60";
 const WRK_THREADS = 1;
 
-type Key = "ping" | "memory" | "edge" | "match" | "go";
+type Key = "ping" | "pinglog" | "memory" | "edge" | "match" | "go";
 
 interface Target {
 	key: Key;
@@ -362,6 +362,14 @@ runBench(
 				serverPids: workerd,
 			},
 			{
+				key: "pinglog",
+				name: "bare route + access-log line (C)",
+				origin: matcher.origin,
+				paths: ["/ping-log"],
+				headers: {},
+				serverPids: workerd,
+			},
+			{
 				key: "match",
 				name: "bare caches.match (C)",
 				origin: matcher.origin,
@@ -494,11 +502,11 @@ runBench(
 				closed.get(t.key)?.push(c);
 				open.get(t.key)?.push(o);
 				const tiers =
-					t.key === "ping" || t.key === "match"
+					t.key === "ping" || t.key === "pinglog" || t.key === "match"
 						? ""
 						: `  [${shares(c.xCacheTier)}; X-Cache ${shares(c.xCache)}]`;
 				console.log(
-					`  ${t.name.padEnd(width)}  ${lg}: ${fmtInt(c.reqPerS)} req/s p50 ${fmtMs(c.p50)} p99 ${fmtMs(c.p99)} ms err ${errorsOf(c)}, CPU client ${pct(c.clientCpu)} server ${pct(c.serverCpu)} harness ${pct(c.harnessCpu)}` +
+					`  ${t.name.padEnd(width)}  ${lg}: ${fmtInt(c.reqPerS)} req/s p50 ${fmtMs(c.p50)} p99 ${fmtMs(c.p99)} ms err ${errorsOf(c)}, CPU client ${pct(c.clientCpu)} server ${pct(c.serverCpu)} (${fmtInt((c.serverCpu * 1e6) / Math.max(1, c.reqPerS))} µs/req) harness ${pct(c.harnessCpu)}` +
 						`  | ${fmtInt(RATE)} req/s fixed: p50 ${fmtMs(o.p50)} p99 ${fmtMs(o.p99)} ms err ${errorsOf(o)}${tiers}`,
 				);
 			}
@@ -554,7 +562,7 @@ runBench(
 
 		console.log("\nX-Cache-Tier / X-Cache (all rounds, closed loop and fixed rate):");
 		for (const t of targets) {
-			if (t.key === "ping" || t.key === "match") continue;
+			if (t.key === "ping" || t.key === "pinglog" || t.key === "match") continue;
 			const tiers: Record<string, number> = {};
 			const xc: Record<string, number> = {};
 			for (const m of [...(closed.get(t.key) ?? []), ...(open.get(t.key) ?? [])]) {
@@ -576,6 +584,7 @@ runBench(
 		);
 		console.log(headline("memory-tier hit / bare /ping", "memory", "ping", 0.5));
 		console.log(headline("Cache API hit / bare caches.match", "edge", "match", 0.8));
+		console.log(headline("(memory-tier hit / bare route + log)", "memory", "pinglog", 0.5));
 		console.log(
 			goPeer
 				? headline("memory-tier hit / Go peer", "memory", "go", 0.5)
