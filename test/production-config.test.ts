@@ -34,6 +34,7 @@ function goodProduction(): Partial<Env> {
 		PYTHON_API_URL: "",
 		AE_SQL_URL: "https://api.cloudflare.com/client/v4/accounts/0123abcd/analytics_engine/sql",
 		METRICS_TOKEN: "metrics-scrape-token",
+		AE_API_TOKEN: "ae-read-token",
 		CORS_ORIGINS: "https://gitinsight.dev,https://api.gitinsight.dev",
 	};
 }
@@ -74,6 +75,7 @@ describe("production configuration", () => {
 			/JWT_SECRET looks like a placeholder/,
 		],
 		["no METRICS_TOKEN", { METRICS_TOKEN: "" }, /METRICS_TOKEN is not set/],
+		["no AE_API_TOKEN", { AE_API_TOKEN: "" }, /AE_API_TOKEN is not set/],
 		["no DATABASE_URL", { DATABASE_URL: undefined }, /DATABASE_URL is not set/],
 		[
 			"a wrangler.toml placeholder",
