@@ -21,5 +21,7 @@ declare module "vitest" {
 		aeApiToken: string;
 		testSeedRepos: number;
 		exampleJwtSecret: string;
+		/** fast-check's seed for this run (from the commit, or FC_SEED). */
+		fcSeed: number;
 	}
 }

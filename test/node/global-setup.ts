@@ -4,6 +4,8 @@
 // (vitest.config.ts). The AE stand-in keeps its rows in the run's database (schema analytics_engine).
 // Teardown stops them, drops the database and deletes the run's Redis keys; a failing setup
 // undoes what it had already started.
+
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { TestProject } from "vitest/node";
@@ -21,6 +23,33 @@ import { startNeonStandIn } from "../../scripts/stack/neon-standin.ts";
 import { deleteKeysWithPrefix, startUpstashStandIn } from "../../scripts/stack/upstash-standin.ts";
 
 export const TEST_SEED_REPOS = 400;
+
+/**
+ * fast-check's seed: FC_SEED when set (to replay a failure), else derived from the commit under
+ * test, so reruns of one commit are reproducible and every new commit explores new inputs.
+ * Printed once per run.
+ */
+function fastCheckSeed(): number {
+	const fromEnv = process.env.FC_SEED;
+	if (fromEnv && /^-?\d+$/.test(fromEnv)) {
+		console.log(`fast-check seed ${fromEnv} (from FC_SEED)`);
+		return Number(fromEnv);
+	}
+	let commit = "";
+	try {
+		commit = execFileSync("git", ["rev-parse", "HEAD"], {
+			encoding: "utf8",
+			stdio: ["ignore", "pipe", "ignore"],
+		}).trim();
+	} catch {
+		// Not a git checkout: a fixed seed.
+	}
+	const seed = commit ? Number.parseInt(commit.slice(0, 8), 16) | 0 : 20_260_513;
+	console.log(
+		`fast-check seed ${seed} (${commit ? `from commit ${commit.slice(0, 12)}` : "fixed: no git commit"}; replay with FC_SEED=${seed})`,
+	);
+	return seed;
+}
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
 	const runId = `${Date.now().toString(36)}_${process.pid}_${randomBytes(3).toString("hex")}`;
@@ -85,6 +114,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
 		project.provide("aeSqlUrl", ae.sqlUrl);
 		project.provide("aeApiToken", aeApiToken);
 		project.provide("testSeedRepos", TEST_SEED_REPOS);
+		project.provide("fcSeed", fastCheckSeed());
 		// The example file's JWT_SECRET, which a production Worker must refuse (src/env.ts).
 		const example = readFileSync(new URL("../../.dev.vars.example", import.meta.url), "utf8");
 		project.provide("exampleJwtSecret", /^JWT_SECRET=(.*)$/m.exec(example)?.[1]?.trim() ?? "");
