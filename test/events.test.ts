@@ -1,15 +1,19 @@
 // POST /api/v1/events and /batch through the real Worker: the 202 answer and seqs, idempotency
 // on id (one delivery, the original seqs), batches, validation and the body rules (415, 413,
 // 400), roles, and the summary cache invalidated by an event.
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { Redis } from "@upstash/redis/cloudflare";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { LIMITS } from "../src/realtime/protocol";
+import type { RepoHub } from "../src/realtime/repo-hub.do";
 import { call, errorBody, hs256Token } from "./helpers";
-import { postEvent, repoStream, seededRepos, service, settle, TestSocket } from "./realtime-client";
+import { GLOBAL, postEvent, repoStream, seededRepos, service, settle, TestSocket } from "./realtime-client";
 
 let repos: string[];
 let token: string;
 const repo = (i: number) => repos[i] ?? "";
+const hubOf = (id: string) => env.REPO_HUB.get(env.REPO_HUB.idFromName(id));
 
 interface Delivery {
 	id: string;
@@ -56,6 +60,48 @@ describe("POST /api/v1/events", () => {
 		const body = (await res.json()) as Delivery;
 		expect(body.seq.repository).toBeNull();
 		expect(body.seq.global.every((n) => n > 0)).toBe(true);
+	});
+
+	it("events about one repository sent at once reach every shard once, in coalesced calls", async () => {
+		const id = repo(9);
+		const shard0 = await TestSocket.open(`${GLOBAL}?shard=0`);
+		await shard0.nextOf("welcome");
+		const before = await runInDurableObject(hubOf(id), (hub: RepoHub) => hub.forwarded);
+		const n = 40;
+		const answers = await Promise.all(
+			Array.from({ length: n }, async (_, i) => {
+				const res = await postEvent({
+					id: `together-${i}`,
+					type: "insight_added",
+					repository_id: id,
+					data: { i },
+				});
+				expect(res.status).toBe(202);
+				return (await res.json()) as Delivery;
+			}),
+		);
+		expect(answers.every((a) => a.status === "accepted" && a.seq.global.length === 4)).toBe(true);
+		// Per hub, the seqs are distinct and without gaps: nothing else published meanwhile.
+		const contiguous = (seqs: number[]) => {
+			const sorted = [...seqs].sort((a, b) => a - b);
+			expect(new Set(sorted).size).toBe(n);
+			expect((sorted.at(-1) ?? 0) - (sorted[0] ?? 0)).toBe(n - 1);
+		};
+		contiguous(answers.map((a) => a.seq.repository ?? 0));
+		for (let k = 0; k < 4; k++) contiguous(answers.map((a) => a.seq.global[k] ?? 0));
+		// Shard 0 broadcast each event once, with the seq its answer named.
+		const last = Math.max(...answers.map((a) => a.seq.global[0] ?? 0));
+		await shard0.next((m) => "seq" in m && m.seq === last);
+		await settle();
+		const seen = shard0.events().filter((e) => String(e.id).startsWith("together-"));
+		expect(seen.map((e) => e.seq)).toEqual(
+			answers.map((a) => a.seq.global[0]).sort((a, b) => (a ?? 0) - (b ?? 0)),
+		);
+		const after = await runInDurableObject(hubOf(id), (hub: RepoHub) => hub.forwarded);
+		expect(after.events - before.events).toBe(4 * n);
+		// One call per shard per round trip, not per event.
+		expect(after.calls - before.calls).toBeLessThan(4 * n);
+		shard0.close();
 	});
 
 	it.each([

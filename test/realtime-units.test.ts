@@ -1,6 +1,7 @@
 // Pure real-time logic: filters and tags, the token bucket, catch-up planning, client frame
 // parsing and close codes, event normalisation, routing and result merging, the event rules.
 import { describe, expect, it } from "vitest";
+import { Coalescer } from "../src/realtime/coalesce";
 import { attachmentFor, isAttachment, welcomeFor } from "../src/realtime/connection";
 import { ALL, matches, subscribe, tagsFor, unsubscribe } from "../src/realtime/filter";
 import { TokenBucket } from "../src/realtime/flood";
@@ -220,5 +221,75 @@ describe("connections", () => {
 			shard: 63,
 			seq: 123_456_789,
 		});
+	});
+});
+
+describe("coalescing calls to a global shard", () => {
+	/** A receiver whose calls stay open until released, recording what each call carried. */
+	function receiver() {
+		const calls: { items: number[]; release: (fail?: Error) => void }[] = [];
+		const send = (items: number[]) =>
+			new Promise<string[]>((resolve, reject) => {
+				calls.push({
+					items,
+					release: (fail) => (fail ? reject(fail) : resolve(items.map((n) => `r${n}`))),
+				});
+			});
+		return { calls, send };
+	}
+	const turn = () => new Promise((r) => setTimeout(r, 0));
+
+	it("keeps one call in flight; what arrives meanwhile goes in the next call, in order", async () => {
+		const { calls, send } = receiver();
+		const c = new Coalescer({ send, maxItems: 100 });
+		const a = c.submit([1]);
+		const b = c.submit([2, 3]);
+		const d = c.submit([4]);
+		await turn();
+		expect(calls.map((x) => x.items)).toEqual([[1]]);
+		expect(c.waiting).toBe(2);
+		calls[0]?.release();
+		await turn();
+		expect(calls.map((x) => x.items)).toEqual([[1], [2, 3, 4]]);
+		calls[1]?.release();
+		expect(await a).toEqual(["r1"]);
+		expect(await b).toEqual(["r2", "r3"]);
+		expect(await d).toEqual(["r4"]);
+	});
+
+	it("puts at most maxItems in a call, never splitting a submission", async () => {
+		const { calls, send } = receiver();
+		const c = new Coalescer({ send, maxItems: 3 });
+		const all = [c.submit([0]), c.submit([1, 2]), c.submit([3]), c.submit([4, 5, 6, 7]), c.submit([8])];
+		for (let i = 0; i < 4; i++) {
+			await turn();
+			calls[i]?.release();
+		}
+		await Promise.all(all);
+		expect(calls.map((x) => x.items)).toEqual([[0], [1, 2, 3], [4, 5, 6, 7], [8]]);
+	});
+
+	it("fails only the submissions of a failed call; the next call goes out", async () => {
+		const { calls, send } = receiver();
+		const c = new Coalescer({ send, maxItems: 100 });
+		const first = c.submit([1]);
+		const second = c.submit([2]);
+		const third = c.submit([3]);
+		await turn();
+		calls[0]?.release();
+		await turn();
+		calls[1]?.release(new Error("shard overloaded"));
+		await expect(second).rejects.toThrow("shard overloaded");
+		await expect(third).rejects.toThrow("shard overloaded");
+		expect(await first).toEqual(["r1"]);
+		const fourth = c.submit([4]);
+		await turn();
+		calls[2]?.release();
+		expect(await fourth).toEqual(["r4"]);
+	});
+
+	it("refuses an answer that does not have one result per item", async () => {
+		const c = new Coalescer({ send: async (items: number[]) => items.slice(1), maxItems: 10 });
+		await expect(c.submit([1, 2])).rejects.toThrow("expected 2 results, got 1");
 	});
 });

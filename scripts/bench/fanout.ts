@@ -32,14 +32,15 @@
 
 import { type ChildProcess, execFileSync, fork } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { SignJWT } from "jose";
 import type { ConnectReport, PeerCommand, PeerReport, SocketStats } from "./fanout-peer.ts";
-import { type CpuProfile, connectInspector, type Inspector, topFunctions } from "./inspector.ts";
+import { connectInspector, type Inspector, saveProfile, startProfile } from "./inspector.ts";
 import {
 	buildWorker,
+	cpuSeconds,
 	defer,
 	ensureBenchDatabase,
 	errorText,
@@ -240,26 +241,6 @@ interface Result {
 	closedEarly: number;
 }
 
-const CLK_TCK = (() => {
-	try {
-		return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-	} catch {
-		return 100;
-	}
-})();
-
-/** User + system CPU seconds of a process so far (/proc/<pid>/stat); NaN when unknown. */
-function cpuSeconds(pid: number | undefined): number {
-	if (pid === undefined) return Number.NaN;
-	try {
-		const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-		const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-		return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-	} catch {
-		return Number.NaN;
-	}
-}
-
 /** The workerd process Miniflare started (a child of this process). */
 function workerdPid(): number | undefined {
 	try {
@@ -434,13 +415,11 @@ async function runTarget(
 		const seqs: number[] = [];
 		let next = 0;
 		const clientPids = procs.map((p) => p.child.pid);
-		const clientsCpu = () => clientPids.reduce<number>((a, pid) => a + cpuSeconds(pid), 0);
-		if (t.inspector) {
-			await t.inspector.send("Profiler.enable");
-			await t.inspector.send("Profiler.setSamplingInterval", { interval: 250 });
-			await t.inspector.send("Profiler.start");
-		}
-		const hubCpu0 = cpuSeconds(t.pid);
+		const clientsCpu = () => cpuSeconds(clientPids.filter((pid) => pid !== undefined));
+		if (t.inspector) await startProfile(t.inspector);
+		// NaN when the hub's pid is unknown: the figure is left out rather than shown as 0.
+		const hubCpu = () => (t.pid === undefined ? Number.NaN : cpuSeconds([t.pid]));
+		const hubCpu0 = hubCpu();
 		const clientsCpu0 = clientsCpu();
 		const t0 = monoMs();
 		await Promise.all(
@@ -460,7 +439,7 @@ async function runTarget(
 		const postsDone = monoMs();
 		const at = await completions.all(seqs, BURST_TIMEOUT_MS, signal);
 		const burstMs = (at ?? monoMs()) - t0;
-		const hubCpuS = cpuSeconds(t.pid) - hubCpu0;
+		const hubCpuS = hubCpu() - hubCpu0;
 		const clientsCpuS = clientsCpu() - clientsCpu0;
 		if (t.inspector && values.profile) await saveProfile(t.inspector, `${values.profile}-${size}.cpuprofile`);
 		lastSeq = Math.max(lastSeq, ...seqs);
@@ -506,25 +485,6 @@ async function runTarget(
 	} finally {
 		await Promise.all(
 			procs.map((p) => p.ask({ cmd: "close" }, (m): m is { ev: "closed" } => m.ev === "closed", 60_000)),
-		);
-	}
-}
-
-/** Stops the CPU profile, writes it (open it in Chrome DevTools) and prints its top functions. */
-async function saveProfile(inspector: Inspector, file: string): Promise<void> {
-	const answer = (await inspector.send("Profiler.stop", {}, 60_000)) as { profile?: CpuProfile } | null;
-	if (!answer?.profile) {
-		log("the inspector sent no profile");
-		return;
-	}
-	writeFileSync(file, JSON.stringify(answer.profile));
-	const seconds = (answer.profile.endTime - answer.profile.startTime) / 1e6;
-	log(
-		`CPU profile of the Worker's isolate over ${seconds.toFixed(1)} s written to ${file}; top functions (self / with callees):`,
-	);
-	for (const line of topFunctions(answer.profile, 15)) {
-		console.log(
-			`  ${(line.self * 100).toFixed(1).padStart(5)}%  ${(line.total * 100).toFixed(1).padStart(5)}%  ${line.where}`,
 		);
 	}
 }

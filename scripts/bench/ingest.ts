@@ -1,5 +1,8 @@
-// `npm run bench:ingest -- [--seconds 8] [--rounds 3] [--concurrency 1,16,64] [--batch-concurrency 4]`:
-// throughput of event ingestion, POST /api/v1/events and /api/v1/events/batch, in workerd.
+// `npm run bench:ingest -- [--seconds 8] [--rounds 3] [--concurrency 1,16,64] [--batch-concurrency 4]
+//  [--profile <file>]`: throughput of event ingestion, POST /api/v1/events and /events/batch, in
+// workerd, and workerd's CPU per event (user + system time of the process, /proc). --profile: a V8
+// CPU profile of the Worker's isolate (Worker and Durable Objects share it) during an extra run of
+// "one hub, 16 in flight" after the rounds (written to <file>.cpuprofile, top functions printed).
 //
 // Set-up (torn down at the end, also on Ctrl-C and at a hard limit of 8 minutes): the bundle
 // `wrangler deploy` would upload, run by Miniflare's Node API on a direct workerd socket;
@@ -47,6 +50,8 @@ interface LoadOutcome {
 	errorSamples: string[];
 	latencies: Float64Array;
 	clientBusy: number;
+	/** workerd's CPU seconds during the run (filled in by the main thread). */
+	serverCpu: number;
 }
 
 const BATCH = 100;
@@ -163,6 +168,7 @@ async function generate(spec: LoadSpec): Promise<LoadOutcome> {
 		errorSamples,
 		latencies: Float64Array.from(latencies).sort(),
 		clientBusy: performance.eventLoopUtilization(elu0).utilization,
+		serverCpu: Number.NaN,
 	};
 }
 
@@ -191,6 +197,7 @@ async function main(): Promise<void> {
 			rounds: { type: "string", default: "3" },
 			concurrency: { type: "string", default: "1,16,64" },
 			"batch-concurrency": { type: "string", default: "4" },
+			profile: { type: "string" },
 		},
 		strict: true,
 	});
@@ -235,7 +242,7 @@ async function main(): Promise<void> {
 		},
 	];
 
-	const run = (spec: LoadSpec, signal: AbortSignal): Promise<LoadOutcome> =>
+	const spawn = (spec: LoadSpec, signal: AbortSignal): Promise<LoadOutcome> =>
 		new Promise((resolve, reject) => {
 			if (signal.aborted) return reject(signal.reason);
 			const w = new Worker(new URL(import.meta.url), { workerData: { ingest: spec } });
@@ -251,6 +258,16 @@ async function main(): Promise<void> {
 			w.once("error", reject);
 			w.once("exit", (code) => reject(new Error(`load generator exited with ${code}`)));
 		});
+	const run = async (spec: LoadSpec, signal: AbortSignal): Promise<LoadOutcome> => {
+		const pids = lib.workerdPids();
+		const cpu0 = lib.cpuSeconds(pids);
+		const outcome = await spawn(spec, signal);
+		outcome.serverCpu = pids.length > 0 ? lib.cpuSeconds(pids) - cpu0 : Number.NaN;
+		return outcome;
+	};
+
+	const cpuPerEvent = (o: LoadOutcome) =>
+		o.events > 0 && Number.isFinite(o.serverCpu) ? fmtInt((o.serverCpu * 1e6) / o.events) : "?";
 
 	lib.runBench(async (signal) => {
 		const started = performance.now();
@@ -270,7 +287,12 @@ async function main(): Promise<void> {
 			.setIssuedAt()
 			.setExpirationTime("2h")
 			.sign(new TextEncoder().encode(stack.secret));
-		const worker = await lib.startWorker(build, "ingest", stack.vars);
+		const worker = await lib.startWorker(
+			build,
+			"ingest",
+			stack.vars,
+			values.profile ? { inspectorPort: 0 } : {},
+		);
 		log(
 			`workerd (Miniflare, direct socket) at ${worker.origin}; GLOBAL_HUB_SHARDS=${build.vars.GLOBAL_HUB_SHARDS}`,
 		);
@@ -305,7 +327,7 @@ async function main(): Promise<void> {
 				const secs = o.elapsedMs / 1000;
 				const errors = Object.entries(o.statuses).filter(([k]) => k !== "202");
 				console.log(
-					`  ${s.name.padEnd(width)}  ${fmtInt(o.ok / secs)} req/s, ${fmtInt(o.events / secs)} events/s, p50 ${fmtMs(percentile(o.latencies, 50))} p99 ${fmtMs(percentile(o.latencies, 99))} ms` +
+					`  ${s.name.padEnd(width)}  ${fmtInt(o.ok / secs)} req/s, ${fmtInt(o.events / secs)} events/s, ${cpuPerEvent(o)} µs CPU/event, p50 ${fmtMs(percentile(o.latencies, 50))} p99 ${fmtMs(percentile(o.latencies, 99))} ms` +
 						(errors.length ? `, errors ${errors.map(([k, v]) => `${k} ${v}`).join(", ")}` : "") +
 						(o.errorSamples.length ? ` (${o.errorSamples[0]})` : ""),
 				);
@@ -316,7 +338,16 @@ async function main(): Promise<void> {
 		console.log(
 			`\nevent ingestion, medians over ${ROUNDS} rounds of ${SECONDS} s (closed loop; each event also goes to ${build.vars.GLOBAL_HUB_SHARDS} global shards)`,
 		);
-		const header = ["scenario", "req/s", "events/s", "p50 ms", "p99 ms", "errors", "client busy"];
+		const header = [
+			"scenario",
+			"req/s",
+			"events/s",
+			"µs CPU/event",
+			"p50 ms",
+			"p99 ms",
+			"errors",
+			"client busy",
+		];
 		const rows = scenarios.map((s) => {
 			const os = results.get(s.name) ?? [];
 			const med = (f: (o: LoadOutcome) => number) => median(os.map(f));
@@ -332,6 +363,7 @@ async function main(): Promise<void> {
 				s.name,
 				fmtInt(med((o) => (o.ok * 1000) / o.elapsedMs)),
 				fmtInt(med((o) => (o.events * 1000) / o.elapsedMs)),
+				fmtInt(med((o) => (o.events > 0 ? (o.serverCpu * 1e6) / o.events : Number.NaN))),
 				fmtMs(med((o) => percentile(o.latencies, 50))),
 				fmtMs(med((o) => percentile(o.latencies, 99))),
 				String(errors),
@@ -346,6 +378,18 @@ async function main(): Promise<void> {
 		console.log(
 			"  (~1,000 requests/s is the documented budget of one Durable Object; here every publish is 1 + GLOBAL_HUB_SHARDS hub calls)",
 		);
+		if (values.profile) {
+			const { connectInspector, saveProfile, startProfile } = await import("./inspector.ts");
+			const inspector = await connectInspector(await worker.mf.getInspectorURL());
+			const target = scenarios.find((s) => s.kind === "one" && s.concurrency === 16) ?? scenarios[0];
+			if (target) {
+				console.log(`\nprofiled run: ${target.name}, ${SECONDS} s (sampling slows workerd: not a figure)`);
+				await startProfile(inspector);
+				await run(spec(target, SECONDS * 1000), signal);
+				await saveProfile(inspector, `${values.profile}.cpuprofile`, 25);
+			}
+			inspector.close();
+		}
 		if (worker.problems.count > 0) {
 			console.log(`\nthe Worker logged ${worker.problems.count} warnings/errors, e.g.:`);
 			for (const p of worker.problems.samples.slice(0, 5)) console.log(`  ${p}`);

@@ -114,3 +114,32 @@ export function topFunctions(profile: CpuProfile, n: number): ProfileLine[] {
 			total: total ? (inclusive.get(where) ?? 0) / total : 0,
 		}));
 }
+
+/** Stops the CPU profile, writes it (open it in Chrome DevTools) and prints its top functions. */
+export async function saveProfile(inspector: Inspector, file: string, top = 15): Promise<ProfileLine[]> {
+	const { writeFileSync } = await import("node:fs");
+	const answer = (await inspector.send("Profiler.stop", {}, 60_000)) as { profile?: CpuProfile } | null;
+	if (!answer?.profile) {
+		console.log("[bench] the inspector sent no profile");
+		return [];
+	}
+	writeFileSync(file, JSON.stringify(answer.profile));
+	const seconds = (answer.profile.endTime - answer.profile.startTime) / 1e6;
+	console.log(
+		`[bench] CPU profile of the Worker's isolate over ${seconds.toFixed(1)} s written to ${file}; top functions (self / with callees):`,
+	);
+	const lines = topFunctions(answer.profile, top);
+	for (const line of lines) {
+		console.log(
+			`  ${(line.self * 100).toFixed(1).padStart(5)}%  ${(line.total * 100).toFixed(1).padStart(5)}%  ${line.where}`,
+		);
+	}
+	return lines;
+}
+
+/** Starts sampling the isolate's CPU (every 250 µs). */
+export async function startProfile(inspector: Inspector): Promise<void> {
+	await inspector.send("Profiler.enable");
+	await inspector.send("Profiler.setSamplingInterval", { interval: 250 });
+	await inspector.send("Profiler.start");
+}

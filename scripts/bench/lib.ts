@@ -143,7 +143,10 @@ export interface WorkerBuild {
 	vars: Record<string, string>;
 }
 
-/** `wrangler deploy --dry-run --outdir <tmp>`: the very bundle a deploy would upload. */
+/**
+ * `wrangler deploy --dry-run --outdir <tmp>`: the very bundle a deploy would upload (the
+ * top-level environment: the bench sets its own vars, as for local development).
+ */
 export function buildWorker(): WorkerBuild {
 	const dir = mkdtempSync(join(tmpdir(), "gi-bench-build-"));
 	const remove = () => rmSync(dir, { recursive: true, force: true });
@@ -152,7 +155,9 @@ export function buildWorker(): WorkerBuild {
 	const t0 = performance.now();
 	// Run wrangler's entry with this Node (the project's pinned one), whatever `node` is on PATH.
 	const wrangler = `${ROOT}node_modules/wrangler/bin/wrangler.js`;
-	execFileSync(process.execPath, [wrangler, "deploy", "--dry-run", "--outdir", dir], {
+	// BENCH_NO_MINIFY=1: a bundle with readable names, for CPU profiles (not for figures).
+	const minify = process.env.BENCH_NO_MINIFY ? ["--no-minify"] : [];
+	execFileSync(process.execPath, [wrangler, "deploy", "--dry-run", "--env=", ...minify, "--outdir", dir], {
 		cwd: ROOT,
 		stdio: ["ignore", "ignore", "inherit"],
 		env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
@@ -172,6 +177,14 @@ export function buildWorker(): WorkerBuild {
 		`built the Worker (wrangler deploy --dry-run): ${modules.length} modules, ${(bytes / 1024).toFixed(0)} KiB, in ${Math.round(performance.now() - t0)} ms`,
 	);
 	return { dir, modules, config, vars };
+}
+
+function benchVars(): Record<string, string> {
+	const raw = process.env.BENCH_VARS;
+	if (!raw) return {};
+	const parsed = JSON.parse(raw) as Record<string, string>;
+	log(`BENCH_VARS overrides: ${Object.keys(parsed).join(", ")} (an experiment, not the production set-up)`);
+	return parsed;
 }
 
 export interface RunningWorker {
@@ -214,7 +227,8 @@ export async function startWorker(
 		modulesRoot: build.dir,
 		compatibilityDate: build.config.compatibility_date ?? "2026-11-01",
 		compatibilityFlags: build.config.compatibility_flags ?? [],
-		bindings: { ...build.vars, ...vars },
+		// BENCH_VARS='{"RATE_LIMIT_EVENTS":"off"}': overrides for an experiment (what a part costs).
+		bindings: { ...build.vars, ...vars, ...benchVars() },
 		durableObjects,
 		analyticsEngineDatasets,
 		host: "127.0.0.1",
@@ -281,6 +295,29 @@ export function workerdPids(): number[] {
 	};
 	walk(process.pid, 0);
 	return [...new Set(found)];
+}
+
+const CLK_TCK = (() => {
+	try {
+		return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+	} catch {
+		return 100;
+	}
+})();
+
+/** User + system CPU seconds of the processes so far (/proc/<pid>/stat); gone ones count 0. */
+export function cpuSeconds(pids: number[]): number {
+	let ticks = 0;
+	for (const pid of pids) {
+		try {
+			const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+			const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+			ticks += Number(fields[11]) + Number(fields[12]);
+		} catch {
+			// gone
+		}
+	}
+	return ticks / CLK_TCK;
 }
 
 /** Memory of a process in KiB from /proc/<pid>/status (VmRSS, RssAnon, VmHWM); null when gone. */

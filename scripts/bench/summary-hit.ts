@@ -57,6 +57,7 @@ import { buildGoPeer, type GoPeer, startGoPeer } from "./go-peer.ts";
 import {
 	addCounts,
 	buildWorker,
+	cpuSeconds,
 	ensureBenchDatabase,
 	fmtInt,
 	fmtMs,
@@ -152,22 +153,6 @@ interface Open {
 	errorKinds: Record<string, number>;
 	xCache: Record<string, number>;
 	xCacheTier: Record<string, number>;
-}
-
-/** utime + stime of `pids` in seconds (/proc/<pid>/stat; USER_HZ is 100 on Linux). */
-async function cpuSeconds(pids: number[]): Promise<number> {
-	const { readFile } = await import("node:fs/promises");
-	let ticks = 0;
-	for (const pid of pids) {
-		try {
-			const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-			const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-			ticks += Number(fields[11]) + Number(fields[12]);
-		} catch {
-			// gone
-		}
-	}
-	return ticks / 100;
 }
 
 function openOf(r: LoadResult): Open {
@@ -392,7 +377,7 @@ runBench(
 
 		const closedLoop = async (t: Target, seconds: number): Promise<Closed> => {
 			const pids = t.serverPids();
-			const server0 = await cpuSeconds(pids);
+			const server0 = cpuSeconds(pids);
 			const harness0 = process.cpuUsage();
 			const t0 = performance.now();
 			if (wrk.ok) {
@@ -435,7 +420,7 @@ runBench(
 					xCache,
 					xCacheTier,
 					clientCpu: r.clientCpu,
-					serverCpu: ((await cpuSeconds(pids)) - server0) / elapsed,
+					serverCpu: (cpuSeconds(pids) - server0) / elapsed,
 					harnessCpu: (harness.user + harness.system) / 1e6 / elapsed,
 				};
 			}
@@ -459,7 +444,7 @@ runBench(
 			return {
 				...openOf(r),
 				clientCpu: r.clientBusy,
-				serverCpu: ((await cpuSeconds(pids)) - server0) / elapsed,
+				serverCpu: (cpuSeconds(pids) - server0) / elapsed,
 				harnessCpu: (harness.user + harness.system) / 1e6 / elapsed,
 			};
 		};

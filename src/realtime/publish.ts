@@ -1,10 +1,15 @@
-// Routing published events to the hubs: each event about a repository goes to that
-// repository's RepoHub, and every event goes to every GlobalHub shard, by RPC, one call per hub
-// per request. Each hub dedupes on the event id by itself, so a retry after a partial failure
-// (some hubs reached, one not: 503) completes the missing hubs without delivering twice.
+// Routing published events to the hubs. Each event about a repository goes to that repository's
+// RepoHub, and every event goes to every GlobalHub shard. A request whose events are all about
+// one repository (every single event about a repository, and most batches) makes one RPC: the
+// RepoHub forwards to the shards itself, coalescing with its other events in flight (see
+// repo-hub.do.ts), so a busy repository costs the shards a call per round trip, not per event.
+// Other requests call each RepoHub concerned and each shard once. Each hub dedupes on the event
+// id by itself, so a retry after a partial failure (some hubs reached, one not: 503) completes
+// the missing hubs without delivering twice.
 import type { Config } from "../env";
 import { ApiError } from "../errors";
 import type { EventInput, HubEvent, PublishResult } from "./protocol";
+import type { Forwarded } from "./repo-hub.do";
 
 export interface Delivery {
 	id: string;
@@ -68,30 +73,43 @@ export function mergeResults(
 	return out;
 }
 
-function hubOf(env: Env, kind: "repo" | "global", name: string) {
-	const ns = kind === "repo" ? env.REPO_HUB : env.GLOBAL_HUB;
-	return ns.get(ns.idFromName(name));
-}
+const repoHub = (env: Env, id: string) => env.REPO_HUB.get(env.REPO_HUB.idFromName(id));
+const shardHub = (env: Env, n: number) => env.GLOBAL_HUB.get(env.GLOBAL_HUB.idFromName(`global:${n}`));
 
 /** Publishes to every hub concerned; 503 (retry the same request) if any hub failed. */
 export async function deliver(env: Env, config: Config, events: HubEvent[]): Promise<Delivery[]> {
 	const groups = [...groupByRepository(events)];
-	const repoCalls = groups.map(([id, list]) => hubOf(env, "repo", id).publish(list.map((x) => x.event)));
-	const shardCalls = Array.from({ length: config.GLOBAL_HUB_SHARDS }, (_, n) =>
-		hubOf(env, "global", `global:${n}`).publish(events),
-	);
+	const shards = config.GLOBAL_HUB_SHARDS;
+	const [only] = groups;
+	if (groups.length === 1 && only && only[1].length === events.length) {
+		// Every event is about one repository: its RepoHub forwards them to the shards.
+		const [repo, list] = only;
+		let forwarded: Forwarded;
+		try {
+			forwarded = await repoHub(env, repo).publishAndForward(events, shards);
+		} catch (err) {
+			throw unavailable([`repository ${repo} or a global shard`], err);
+		}
+		return mergeResults(
+			events.length,
+			[{ indexes: list.map((x) => x.index), results: forwarded.repository }],
+			forwarded.global,
+			events.map((e) => e.id),
+		);
+	}
+	const repoCalls = groups.map(([id, list]) => repoHub(env, id).publish(list.map((x) => x.event)));
+	const shardCalls = Array.from({ length: shards }, (_, n) => shardHub(env, n).publish(events));
 	const settled = await Promise.allSettled([...repoCalls, ...shardCalls]);
 	const failed = settled.flatMap((s, i) => {
 		if (s.status === "fulfilled") return [];
 		const hub = i < groups.length ? `repository ${groups[i]?.[0]}` : `global shard ${i - groups.length}`;
-		console.error(JSON.stringify({ level: "error", msg: "publish failed", hub, error: String(s.reason) }));
-		return [{ parameter: "hub", message: `${hub} is unavailable` }];
+		return [{ hub, error: s.reason }];
 	});
 	if (failed.length > 0) {
-		throw new ApiError("service_unavailable", "some hubs did not take the events; retry the same request", {
-			details: failed,
-			headers: { "Retry-After": "1" },
-		});
+		throw unavailable(
+			failed.map((f) => f.hub),
+			failed.map((f) => f.error),
+		);
 	}
 	const value = (s: PromiseSettledResult<PublishResult[]> | undefined) =>
 		s?.status === "fulfilled" ? s.value : [];
@@ -101,4 +119,13 @@ export async function deliver(env: Env, config: Config, events: HubEvent[]): Pro
 		settled.slice(groups.length).map(value),
 		events.map((e) => e.id),
 	);
+}
+
+/** 503 naming the hubs that did not take the events (logged with their errors). */
+function unavailable(hubs: string[], errors: unknown): ApiError {
+	console.error(JSON.stringify({ level: "error", msg: "publish failed", hubs, error: String(errors) }));
+	return new ApiError("service_unavailable", "some hubs did not take the events; retry the same request", {
+		details: hubs.map((hub) => ({ parameter: "hub", message: `${hub} is unavailable` })),
+		headers: { "Retry-After": "1" },
+	});
 }
