@@ -62,11 +62,12 @@ describe("POST /api/v1/events", () => {
 		expect(body.seq.global.every((n) => n > 0)).toBe(true);
 	});
 
-	it("events about one repository sent at once reach every shard once, in coalesced calls", async () => {
+	it("events about one repository sent at once reach every shard once; shard calls and Redis invalidations coalesced", async () => {
 		const id = repo(9);
 		const shard0 = await TestSocket.open(`${GLOBAL}?shard=0`);
 		await shard0.nextOf("welcome");
-		const before = await runInDurableObject(hubOf(id), (hub: RepoHub) => hub.forwarded);
+		const stats = (hub: RepoHub) => ({ ...hub.forwarded, invalidations: hub.invalidations });
+		const before = await runInDurableObject(hubOf(id), stats);
 		const n = 40;
 		const answers = await Promise.all(
 			Array.from({ length: n }, async (_, i) => {
@@ -97,10 +98,12 @@ describe("POST /api/v1/events", () => {
 		expect(seen.map((e) => e.seq)).toEqual(
 			answers.map((a) => a.seq.global[0]).sort((a, b) => (a ?? 0) - (b ?? 0)),
 		);
-		const after = await runInDurableObject(hubOf(id), (hub: RepoHub) => hub.forwarded);
+		const after = await runInDurableObject(hubOf(id), stats);
 		expect(after.events - before.events).toBe(4 * n);
-		// One call per shard per round trip, not per event.
+		// One call per shard per round trip, not per event; so for the Redis invalidations.
 		expect(after.calls - before.calls).toBeLessThan(4 * n);
+		expect(after.invalidations.requests - before.invalidations.requests).toBe(n);
+		expect(after.invalidations.calls - before.invalidations.calls).toBeLessThan(n);
 		shard0.close();
 	});
 

@@ -434,6 +434,36 @@ describe("event log bounds", () => {
 		});
 	});
 
+	it("logs a batch exactly as it would log its events one by one (seqs, duplicates, rows)", async () => {
+		const rows = (state: DurableObjectState) =>
+			state.storage.sql
+				.exec<{ seq: number; id: string; type: string; frame: string }>(
+					"SELECT seq, id, type, frame FROM hub_events ORDER BY seq",
+				)
+				.toArray()
+				.map((r) => ({ ...r }));
+		// Repeats inside a batch, across batches, and of ids logged one at a time.
+		const batches = [[1], [2, 3, 2, 4], [1, 5], [6, 7, 8, 6, 1, 9], [10]].map((b) => b.map(event));
+		const run = (name: string, split: boolean) =>
+			runInDurableObject(env.REPO_HUB.get(env.REPO_HUB.idFromName(name)), (_h, state) => {
+				const log = new EventLog(state.storage);
+				const results = batches.flatMap((b) =>
+					split ? b.flatMap((e) => log.append([e], 1_000).results) : log.append(b, 1_000).results,
+				);
+				return {
+					results,
+					rows: rows(state),
+					ids: state.storage.sql.exec("SELECT id FROM hub_event_ids").toArray().length,
+				};
+			});
+		const one = await run("log-batch-test-single", true);
+		const batched = await run("log-batch-test-batched", false);
+		expect(batched).toEqual(one);
+		expect(batched.rows.map((r) => r.id)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((i) => `b-${i}`));
+		expect(batched.results.filter((r) => r.duplicate).map((r) => r.seq)).toEqual([2, 1, 6, 1]);
+		expect(JSON.parse(batched.rows[3]?.frame ?? "{}")).toMatchObject({ id: "b-4", seq: 4 });
+	});
+
 	it("prunes by count once per pruneStep seqs and never holds more than the bounds", async () => {
 		const stub = env.REPO_HUB.get(env.REPO_HUB.idFromName("log-prune-step-test"));
 		await runInDurableObject(stub, (_h, state) => {

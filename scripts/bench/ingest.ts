@@ -1,8 +1,8 @@
 // `npm run bench:ingest -- [--seconds 8] [--rounds 3] [--concurrency 1,16,64] [--batch-concurrency 4]
-//  [--profile <file>]`: throughput of event ingestion, POST /api/v1/events and /events/batch, in
+//  [--profile <file> [--profile-scenario one|many|global|batch-one|batch-many]]`: throughput of event ingestion, POST /api/v1/events and /events/batch, in
 // workerd, and workerd's CPU per event (user + system time of the process, /proc). --profile: a V8
 // CPU profile of the Worker's isolate (Worker and Durable Objects share it) during an extra run of
-// "one hub, 16 in flight" after the rounds (written to <file>.cpuprofile, top functions printed).
+// one scenario ("one hub, 16 in flight" by default) after the rounds (written to <file>.cpuprofile, top functions printed).
 //
 // Set-up (torn down at the end, also on Ctrl-C and at a hard limit of 8 minutes): the bundle
 // `wrangler deploy` would upload, run by Miniflare's Node API on a direct workerd socket;
@@ -198,6 +198,7 @@ async function main(): Promise<void> {
 			concurrency: { type: "string", default: "1,16,64" },
 			"batch-concurrency": { type: "string", default: "4" },
 			profile: { type: "string" },
+			"profile-scenario": { type: "string", default: "one" },
 		},
 		strict: true,
 	});
@@ -381,7 +382,10 @@ async function main(): Promise<void> {
 		if (values.profile) {
 			const { connectInspector, saveProfile, startProfile } = await import("./inspector.ts");
 			const inspector = await connectInspector(await worker.mf.getInspectorURL());
-			const target = scenarios.find((s) => s.kind === "one" && s.concurrency === 16) ?? scenarios[0];
+			const kind = values["profile-scenario"];
+			const target =
+				scenarios.find((s) => s.kind === kind && (kind !== "one" || s.concurrency === 16)) ??
+				scenarios.find((s) => s.kind === kind);
 			if (target) {
 				console.log(`\nprofiled run: ${target.name}, ${SECONDS} s (sampling slows workerd: not a figure)`);
 				await startProfile(inspector);

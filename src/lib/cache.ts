@@ -225,6 +225,23 @@ end
 return #KEYS / 2
 `);
 
+/**
+ * Deletes the entries and bumps the versions of `pairs` (entry, version, entry, version, …: see
+ * LayeredCache.redisKeysOf) in one script; repeated pairs are sent once. Throws when Redis
+ * cannot be told.
+ */
+export async function invalidateInRedis(redis: RedisLike, pairs: string[]): Promise<void> {
+	const seen = new Set<string>();
+	const keys: string[] = [];
+	for (let i = 0; i + 1 < pairs.length; i += 2) {
+		const [entry, version] = [pairs[i] as string, pairs[i + 1] as string];
+		if (seen.has(entry)) continue;
+		seen.add(entry);
+		keys.push(entry, version);
+	}
+	if (keys.length > 0) await INVALIDATE.run<number>(redis, keys, [String(VERSION_TTL_MS)]);
+}
+
 /** What a read of the Redis tier found: the entry, and the version to write back against. */
 interface RedisRead {
 	entry: CacheEntry | undefined;
@@ -521,8 +538,10 @@ export class LayeredCache {
 	 * Resolves false when Redis could not be told: its copy (shared by every colo) may then
 	 * outlive the change. Other colos' edge copies stay until their freshness ends (Cache API
 	 * deletes are per colo); other isolates' memory copies for at most memoryTtlMs.
+	 * `redis: false`: this isolate and the edge only; the caller runs the Redis part itself
+	 * (with redisKeysOf and invalidateInRedis) and must do so before the change is announced.
 	 */
-	async invalidate(policy: CachePolicy, keys: string[]): Promise<boolean> {
+	async invalidate(policy: CachePolicy, keys: string[], opts: { redis?: boolean } = {}): Promise<boolean> {
 		if (keys.length === 0) return true;
 		const now = this.deps.now();
 		const fullKeys = keys.map((k) => this.keyOf(policy, k));
@@ -531,14 +550,10 @@ export class LayeredCache {
 			inflight.delete(fullKey);
 			markInvalidated(fullKey, now);
 		}
-		const redis = this.deps.redis("invalidate");
+		const redis = opts.redis === false ? null : this.deps.redis("invalidate");
 		const [redisDone] = await Promise.all([
 			redis
-				? INVALIDATE.run<number>(
-						redis,
-						fullKeys.flatMap((k) => [k, this.versionKey(k)]),
-						[String(VERSION_TTL_MS)],
-					).then(
+				? invalidateInRedis(redis, this.redisKeysOf(policy, keys)).then(
 						() => true,
 						(err: unknown) => {
 							logCacheError("redis delete", err);
@@ -549,6 +564,17 @@ export class LayeredCache {
 			this.deleteEdge(fullKeys),
 		]);
 		return redisDone;
+	}
+
+	/**
+	 * The Redis keys an invalidation of `keys` touches, pairwise (entry, version), for a caller
+	 * that runs the Redis part elsewhere (invalidateInRedis; see RepoHub).
+	 */
+	redisKeysOf(policy: CachePolicy, keys: string[]): string[] {
+		return keys.flatMap((k) => {
+			const fullKey = this.keyOf(policy, k);
+			return [fullKey, this.versionKey(fullKey)];
+		});
 	}
 
 	private async deleteEdge(fullKeys: string[]): Promise<void> {

@@ -53,6 +53,20 @@ export interface LoggedRow extends Logged {
 }
 
 const PRUNE_EVERY_MS = 60_000;
+/** Appends of more events than this take the batch path (three statements in all). */
+const BATCH_FROM = 2;
+
+/** The frame sent live and replayed: the event with its seq in this hub. */
+function frameOf(event: HubEvent, seq: number): string {
+	return JSON.stringify({
+		type: event.type,
+		id: event.id,
+		seq,
+		repository_id: event.repository_id,
+		timestamp: event.timestamp,
+		data: event.data,
+	});
+}
 
 export class EventLog {
 	#head: number;
@@ -97,49 +111,93 @@ export class EventLog {
 	/** Logs the events not seen before (in order, one seq each); seen ids return their first seq. */
 	append(events: HubEvent[], now: number): { results: PublishResult[]; fresh: Logged[] } {
 		return this.storage.transactionSync(() => {
-			const sql = this.storage.sql;
-			const results: PublishResult[] = [];
-			const fresh: Logged[] = [];
 			const before = this.#head;
-			for (const event of events) {
-				const seq = this.#head + 1;
-				// Claims the id; an id already seen keeps its first seq and is not logged again.
-				const claimed = sql.exec(
-					`INSERT INTO hub_event_ids (id, seq, at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-					event.id,
-					seq,
-					now,
-				).rowsWritten;
-				if (claimed === 0) {
-					const seen = sql
-						.exec<{ seq: number }>(`SELECT seq FROM hub_event_ids WHERE id = ?`, event.id)
-						.one();
-					results.push({ id: event.id, seq: seen.seq, duplicate: true });
-					continue;
-				}
-				const frame = JSON.stringify({
-					type: event.type,
-					id: event.id,
-					seq,
-					repository_id: event.repository_id,
-					timestamp: event.timestamp,
-					data: event.data,
-				});
-				sql.exec(
-					`INSERT INTO hub_events (seq, id, type, at, frame) VALUES (?, ?, ?, ?, ?)`,
-					seq,
-					event.id,
-					event.type,
-					now,
-					frame,
-				);
-				this.#head = seq;
-				results.push({ id: event.id, seq, duplicate: false });
-				fresh.push({ seq, type: event.type, frame });
-			}
-			if (fresh.length > 0) this.#prune(now, before);
-			return { results, fresh };
+			const out =
+				events.length <= BATCH_FROM ? this.#appendEach(events, now) : this.#appendBatch(events, now);
+			if (out.fresh.length > 0) this.#prune(now, before);
+			return out;
 		});
+	}
+
+	/** One event at a time: claim the id (INSERT … ON CONFLICT), then log it. */
+	#appendEach(events: HubEvent[], now: number): { results: PublishResult[]; fresh: Logged[] } {
+		const sql = this.storage.sql;
+		const results: PublishResult[] = [];
+		const fresh: Logged[] = [];
+		for (const event of events) {
+			const seq = this.#head + 1;
+			// Claims the id; an id already seen keeps its first seq and is not logged again.
+			const claimed = sql.exec(
+				`INSERT INTO hub_event_ids (id, seq, at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+				event.id,
+				seq,
+				now,
+			).rowsWritten;
+			if (claimed === 0) {
+				const seen = sql.exec<{ seq: number }>(`SELECT seq FROM hub_event_ids WHERE id = ?`, event.id).one();
+				results.push({ id: event.id, seq: seen.seq, duplicate: true });
+				continue;
+			}
+			const frame = frameOf(event, seq);
+			sql.exec(
+				`INSERT INTO hub_events (seq, id, type, at, frame) VALUES (?, ?, ?, ?, ?)`,
+				seq,
+				event.id,
+				event.type,
+				now,
+				frame,
+			);
+			this.#head = seq;
+			results.push({ id: event.id, seq, duplicate: false });
+			fresh.push({ seq, type: event.type, frame });
+		}
+		return { results, fresh };
+	}
+
+	/**
+	 * A batch in three statements whatever its size: the ids already seen, then every new id and
+	 * every new event, each passed as one JSON array (json_each), since a statement's cost is
+	 * mostly its own (a Durable Object's SQLite also caps a statement at 100 bound parameters).
+	 */
+	#appendBatch(events: HubEvent[], now: number): { results: PublishResult[]; fresh: Logged[] } {
+		const sql = this.storage.sql;
+		const seen = new Map<string, number>();
+		const known = sql.exec<{ id: string; seq: number }>(
+			`SELECT id, seq FROM hub_event_ids WHERE id IN (SELECT value FROM json_each(?))`,
+			JSON.stringify(events.map((e) => e.id)),
+		);
+		for (const row of known) seen.set(row.id, row.seq);
+		const results: PublishResult[] = [];
+		const fresh: Logged[] = [];
+		const rows: [number, string, string, string][] = [];
+		for (const event of events) {
+			const first = seen.get(event.id);
+			if (first !== undefined) {
+				results.push({ id: event.id, seq: first, duplicate: true });
+				continue;
+			}
+			const seq = ++this.#head;
+			seen.set(event.id, seq);
+			const frame = frameOf(event, seq);
+			rows.push([seq, event.id, event.type, frame]);
+			results.push({ id: event.id, seq, duplicate: false });
+			fresh.push({ seq, type: event.type, frame });
+		}
+		if (rows.length > 0) {
+			const json = JSON.stringify(rows);
+			sql.exec(
+				`INSERT INTO hub_event_ids (id, seq, at) SELECT value ->> 1, value ->> 0, ? FROM json_each(?)`,
+				now,
+				json,
+			);
+			sql.exec(
+				`INSERT INTO hub_events (seq, id, type, at, frame)
+				 SELECT value ->> 0, value ->> 1, value ->> 2, ?, value ->> 3 FROM json_each(?)`,
+				now,
+				json,
+			);
+		}
+		return { results, fresh };
 	}
 
 	/** What a client that last saw `since` gets: nothing, the events after it, or a reset. */

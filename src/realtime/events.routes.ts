@@ -1,9 +1,10 @@
 // POST /api/v1/events and /api/v1/events/batch: backend services (the analysis pipeline)
 // publishing events. Service role only: admins and users do not produce pipeline events, and
 // an operator who must inject one can mint a service token (`npm run token -- --role service`).
-// An event about a repository first invalidates that repository's cached summary (Redis and
-// this colo's edge cache), then reaches the hubs: a client reacting to the event reads fresh
-// data. Answers 202 with each event's id and seqs; a retried id is not delivered twice. When
+// An event about a repository first invalidates that repository's cached summary (this isolate,
+// this colo's edge cache, Redis), then reaches the hubs: a client reacting to the event reads
+// fresh data. When every event of a request is about one repository, the Redis part runs in its
+// RepoHub, coalesced with the repository's other events in flight (repo-hub.do.ts). Answers 202 with each event's id and seqs; a retried id is not delivered twice. When
 // Redis cannot be told (down or timing out), the events are still delivered live and the answer
 // is 503 + Retry-After, so the sender's retry completes the invalidation.
 import { type Context, Hono } from "hono";
@@ -16,14 +17,31 @@ import { requireRole } from "../middleware/auth";
 import { SUMMARY_POLICY } from "../repos/repos.routes";
 import { readJsonBody } from "./json-body";
 import { EventBatchInput, EventInput, type HubEvent, LIMITS } from "./protocol";
-import { type Delivery, deliver, toHubEvent } from "./publish";
+import { type Delivery, deliver, deliverThroughRepository, soleRepository, toHubEvent } from "./publish";
 
 async function publish(c: Context<AppEnv>, events: HubEvent[]): Promise<Delivery[]> {
-	const { cache, config, env, metrics } = c.var.deps;
-	const repos = new Set(events.flatMap((e) => (e.repository_id ? [e.repository_id] : [])));
-	// One Redis script for every repository of the request, whatever their number.
-	const invalidated = await cache.invalidate(SUMMARY_POLICY, [...repos]);
-	const deliveries = await deliver(env, config, events);
+	const { cache, config, env, metrics } = c.get("deps");
+	let deliveries: Delivery[];
+	let invalidated: boolean;
+	const repo = soleRepository(events);
+	if (repo) {
+		// The usual case, one repository: this isolate and this colo's edge copy now, Redis in its
+		// RepoHub (coalesced with the repository's other events in flight), before the events go out.
+		await cache.invalidate(SUMMARY_POLICY, [repo], { redis: false });
+		const redis = config.redis;
+		({ deliveries, invalidated } = await deliverThroughRepository(
+			env,
+			config,
+			repo,
+			events,
+			redis ? { redis, keys: cache.redisKeysOf(SUMMARY_POLICY, [repo]) } : null,
+		));
+	} else {
+		const repos = new Set(events.flatMap((e) => (e.repository_id ? [e.repository_id] : [])));
+		// One Redis script for every repository of the request, whatever their number.
+		invalidated = await cache.invalidate(SUMMARY_POLICY, [...repos]);
+		deliveries = await deliver(env, config, events);
+	}
 	// One datapoint per event type (custom types together), so a batch stays within AE's
 	// 25 writes per invocation.
 	const byType = new Map<string, { accepted: number; duplicates: number }>();

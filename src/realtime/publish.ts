@@ -9,7 +9,7 @@
 import type { Config } from "../env";
 import { ApiError } from "../errors";
 import type { EventInput, HubEvent, PublishResult } from "./protocol";
-import type { Forwarded } from "./repo-hub.do";
+import type { Forwarded, PublishOptions } from "./repo-hub.do";
 
 export interface Delivery {
 	id: string;
@@ -76,27 +76,46 @@ export function mergeResults(
 const repoHub = (env: Env, id: string) => env.REPO_HUB.get(env.REPO_HUB.idFromName(id));
 const shardHub = (env: Env, n: number) => env.GLOBAL_HUB.get(env.GLOBAL_HUB.idFromName(`global:${n}`));
 
-/** Publishes to every hub concerned; 503 (retry the same request) if any hub failed. */
+/** The one repository every event is about, or null (none, several, or some without one). */
+export function soleRepository(events: HubEvent[]): string | null {
+	const first = events[0]?.repository_id;
+	return first && events.every((e) => e.repository_id === first) ? first : null;
+}
+
+/**
+ * Publishes events that are all about `repo` through its RepoHub, which first runs the Redis
+ * part of the invalidation (`invalidate`), then forwards to the shards. 503 if a hub failed;
+ * `invalidated` false if Redis could not be told.
+ */
+export async function deliverThroughRepository(
+	env: Env,
+	config: Config,
+	repo: string,
+	events: HubEvent[],
+	invalidate: PublishOptions["invalidate"],
+): Promise<{ deliveries: Delivery[]; invalidated: boolean }> {
+	let forwarded: Forwarded;
+	try {
+		forwarded = await repoHub(env, repo).publishAndForward(events, {
+			shards: config.GLOBAL_HUB_SHARDS,
+			invalidate,
+		});
+	} catch (err) {
+		throw unavailable([`repository ${repo} or a global shard`], err);
+	}
+	const deliveries = mergeResults(
+		events.length,
+		[{ indexes: events.map((_, i) => i), results: forwarded.repository }],
+		forwarded.global,
+		events.map((e) => e.id),
+	);
+	return { deliveries, invalidated: forwarded.invalidated };
+}
+
+/** Publishes to every hub concerned from here; 503 (retry the same request) if any hub failed. */
 export async function deliver(env: Env, config: Config, events: HubEvent[]): Promise<Delivery[]> {
 	const groups = [...groupByRepository(events)];
 	const shards = config.GLOBAL_HUB_SHARDS;
-	const [only] = groups;
-	if (groups.length === 1 && only && only[1].length === events.length) {
-		// Every event is about one repository: its RepoHub forwards them to the shards.
-		const [repo, list] = only;
-		let forwarded: Forwarded;
-		try {
-			forwarded = await repoHub(env, repo).publishAndForward(events, shards);
-		} catch (err) {
-			throw unavailable([`repository ${repo} or a global shard`], err);
-		}
-		return mergeResults(
-			events.length,
-			[{ indexes: list.map((x) => x.index), results: forwarded.repository }],
-			forwarded.global,
-			events.map((e) => e.id),
-		);
-	}
 	const repoCalls = groups.map(([id, list]) => repoHub(env, id).publish(list.map((x) => x.event)));
 	const shardCalls = Array.from({ length: shards }, (_, n) => shardHub(env, n).publish(events));
 	const settled = await Promise.allSettled([...repoCalls, ...shardCalls]);

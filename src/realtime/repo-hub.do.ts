@@ -1,40 +1,78 @@
 // RepoHub: the per-repository WebSocket hub, one Durable Object per repository id
 // (idFromName(<lower-case repository id>)). Everything else is in the shared Hub (hub.ts); what
-// is RepoHub's own is forwarding its events to the global shards.
+// is RepoHub's own is the publish path of a request whose events are all about its repository:
 //
-// Forwarding: publishAndForward() logs the events here, then hands them to each GlobalHub shard
-// through a Coalescer per shard (one call in flight per shard; events that arrive meanwhile go
-// in the next call). A repository receiving events back to back costs each shard one call per
-// round trip instead of one per event: the Worker makes one RPC per event instead of 1 + N, and
-// the shards, which see every event, take them in batches (a Durable Object serves about 1,000
-// requests/s). The call answers once every shard has logged the events, so the 202 still means
-// "on every stream, with these seqs"; a shard failure fails the call (503: the sender retries
-// the same ids; this hub and the shards dedupe them, and a retry is forwarded again so the
-// shards that missed it catch up).
+//   publishAndForward()  1. the Redis part of the summary invalidation (the Worker has done its
+//                           isolate and edge parts), 2. publish() here, 3. every GlobalHub shard.
+//
+// Steps 1 and 3 go through a Coalescer each (one call in flight; what arrives meanwhile goes in
+// the next call): a repository receiving events back to back costs one Redis script and one call
+// per shard per round trip instead of per event (a Durable Object serves ~1,000 requests/s, and
+// every shard sees every event). An event waits for an invalidation that began after it
+// arrived, so clients reacting to it read fresh data, and the call answers once every shard has
+// logged it: the 202 means "on every stream, with these seqs". A shard failure fails the call
+// (503: the sender retries the same ids; the hubs dedupe them, and a retry is forwarded again,
+// so a shard that missed it catches up); an invalidation failure is answered, not thrown (the
+// events are delivered; the Worker answers 503 so the sender's retry invalidates again).
+import { invalidateInRedis } from "../lib/cache";
+import { redisFor } from "../lib/redis";
 import { Coalescer } from "./coalesce";
 import { Hub } from "./hub";
 import type { HubEvent, PublishResult } from "./protocol";
 
 /** Events per forward call (see Coalescer.maxItems: 200 × 64 KB is within the RPC limit). */
 const FORWARD_MAX_EVENTS = 200;
+/** Key pairs per invalidation script (one repository's summary: one pair per request). */
+const INVALIDATE_MAX_PAIRS = 200;
+
+export interface PublishOptions {
+	/** GLOBAL_HUB_SHARDS: forward to shards 0..shards-1. */
+	shards: number;
+	/** The Redis part of the cache invalidation, or null when there is no Redis. */
+	invalidate: { redis: { url: string; token: string }; keys: string[] } | null;
+}
 
 export interface Forwarded {
 	repository: PublishResult[];
 	/** Per shard, in shard order: each event's result there. */
 	global: PublishResult[][];
+	/** False when Redis could not be told (the events were still delivered). */
+	invalidated: boolean;
 }
 
 export class RepoHub extends Hub {
 	protected readonly kind = "repo";
 	readonly #forwarders = new Map<number, Coalescer<HubEvent, PublishResult>>();
+	/** Per Redis endpoint (url + token): its settings object (redisFor's memo key) and batcher. */
+	readonly #invalidators = new Map<string, Coalescer<string[], true>>();
 
-	/** RPC: publish() here, then to global shards 0..shards-1, coalesced with concurrent calls. */
-	async publishAndForward(events: HubEvent[], shards: number): Promise<Forwarded> {
+	/** RPC: see the file comment. */
+	async publishAndForward(events: HubEvent[], opts: PublishOptions): Promise<Forwarded> {
+		let invalidated = true;
+		if (opts.invalidate) {
+			const { redis, keys } = opts.invalidate;
+			invalidated = await this.#invalidator(redis)
+				.submit([keys])
+				.then(
+					() => true,
+					(err: unknown) => {
+						console.error(
+							JSON.stringify({
+								level: "error",
+								msg: "cache error",
+								what: "redis delete",
+								error: String(err),
+							}),
+						);
+						return false;
+					},
+				);
+		}
 		const repository = this.publish(events);
 		const global = await Promise.all(
-			Array.from({ length: shards }, (_, n) => this.#forwarder(n).submit(events)),
+			Array.from({ length: opts.shards }, (_, n) => this.#forwarder(n).submit(events)),
 		);
-		return { repository, global };
+		return { repository, global, invalidated };
 	}
 
 	/** Forward calls made to the shards since this object started, and the events they carried. */
@@ -48,6 +86,17 @@ export class RepoHub extends Hub {
 		return { calls, events };
 	}
 
+	/** Invalidation scripts run since this object started, and the requests they served. */
+	get invalidations(): { calls: number; requests: number } {
+		let calls = 0;
+		let requests = 0;
+		for (const f of this.#invalidators.values()) {
+			calls += f.sent.calls;
+			requests += f.sent.items;
+		}
+		return { calls, requests };
+	}
+
 	#forwarder(shard: number): Coalescer<HubEvent, PublishResult> {
 		let f = this.#forwarders.get(shard);
 		if (!f) {
@@ -57,6 +106,25 @@ export class RepoHub extends Hub {
 			const id = ns.idFromName(`global:${shard}`);
 			f = new Coalescer({ send: (items) => ns.get(id).publish(items), maxItems: FORWARD_MAX_EVENTS });
 			this.#forwarders.set(shard, f);
+		}
+		return f;
+	}
+
+	#invalidator(settings: { url: string; token: string }): Coalescer<string[], true> {
+		const memo = `${settings.url}\n${settings.token}`;
+		let f = this.#invalidators.get(memo);
+		if (!f) {
+			// One settings object per endpoint for this object's life: redisFor keeps one client per
+			// settings object (the RPC argument is a new object every call).
+			const stable = { url: settings.url, token: settings.token };
+			f = new Coalescer<string[], true>({
+				send: async (requests) => {
+					await invalidateInRedis(redisFor(stable, "invalidate"), requests.flat());
+					return requests.map(() => true as const);
+				},
+				maxItems: INVALIDATE_MAX_PAIRS,
+			});
+			this.#invalidators.set(memo, f);
 		}
 		return f;
 	}
