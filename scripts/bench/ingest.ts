@@ -22,17 +22,20 @@
 // Durable Object: a single-threaded actor documented at ~1,000 requests/s; every publish reaches
 // every global shard, so the global shards cap ingest whatever N (see the README's capacity notes).
 import { availableParallelism, loadavg } from "node:os";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 
 interface Scenario {
 	name: string;
-	path: "/api/v1/events" | "/api/v1/events/batch";
-	kind: "one" | "many" | "global" | "batch-one" | "batch-many";
+	path: "/api/v1/events" | "/api/v1/events/batch" | "/event";
+	kind: "one" | "many" | "global" | "batch-one" | "batch-many" | "floor";
 	concurrency: number;
 }
 
 interface LoadSpec {
+	/** The app's Worker, or the floor Worker for the "floor" scenario. */
 	origin: string;
 	token: string;
 	scenario: Scenario;
@@ -66,6 +69,7 @@ function bodyOf(spec: LoadSpec, i: number): { body: string; events: number } {
 	});
 	switch (spec.scenario.kind) {
 		case "one":
+		case "floor":
 			return { body: JSON.stringify(one(0, ids[0])), events: 1 };
 		case "many":
 			return { body: JSON.stringify(one(0, ids[i % ids.length])), events: 1 };
@@ -227,6 +231,12 @@ async function main(): Promise<void> {
 				concurrency: c,
 			}),
 		),
+		{
+			name: "floor: one RPC + one SQLite row, 16 in flight",
+			path: "/event",
+			kind: "floor",
+			concurrency: 16,
+		},
 		{ name: `many hubs, ${top} in flight`, path: "/api/v1/events", kind: "many", concurrency: top },
 		{ name: `global only, ${top} in flight`, path: "/api/v1/events", kind: "global", concurrency: top },
 		{
@@ -297,13 +307,30 @@ async function main(): Promise<void> {
 		log(
 			`workerd (Miniflare, direct socket) at ${worker.origin}; GLOBAL_HUB_SHARDS=${build.vars.GLOBAL_HUB_SHARDS}`,
 		);
+		const floorDir = dirname(fileURLToPath(import.meta.url));
+		const floor = await lib.startWorker(
+			{
+				dir: floorDir,
+				modules: [{ type: "ESModule", path: `${floorDir}/rpc-floor-worker.js` }],
+				config: {
+					...build.config,
+					durable_objects: { bindings: [{ name: "FLOOR", class_name: "Floor" }] },
+					migrations: [{ new_sqlite_classes: ["Floor"] }],
+					analytics_engine_datasets: [],
+				},
+				vars: {},
+			},
+			"floor",
+			{},
+		);
+		log(`floor Worker (scripts/bench/rpc-floor-worker.js) at ${floor.origin}`);
 		const repoIds = (
 			await lib.query<{ id: string }>(dbUrl, "SELECT id FROM repositories ORDER BY id LIMIT 1000")
 		).map((r) => r.id);
 		const prefix = `ingest-${Date.now().toString(36)}`;
 		let seq = 0;
 		const spec = (scenario: Scenario, durationMs: number): LoadSpec => ({
-			origin: worker.origin,
+			origin: scenario.kind === "floor" ? floor.origin : worker.origin,
 			token,
 			scenario,
 			repoIds,
@@ -376,8 +403,30 @@ async function main(): Promise<void> {
 			`  ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ")}`;
 		console.log(line(header));
 		for (const r of rows) console.log(line(r));
+		const medOf = (kind: Scenario["kind"], f: (o: LoadOutcome) => number, concurrency?: number) => {
+			const sc = scenarios.find(
+				(x) => x.kind === kind && (concurrency === undefined || x.concurrency === concurrency),
+			);
+			return sc ? median((results.get(sc.name) ?? []).map(f)) : Number.NaN;
+		};
+		const reqs = (o: LoadOutcome) => (o.ok * 1000) / o.elapsedMs;
+		const evs = (o: LoadOutcome) => (o.events * 1000) / o.elapsedMs;
+		const cpu = (o: LoadOutcome) => (o.events > 0 ? (o.serverCpu * 1e6) / o.events : Number.NaN);
+		const single = medOf("one", reqs, 16);
+		const floorRate = medOf("floor", reqs);
+		const batch = medOf("batch-one", evs);
+		console.log(`\nheadline (medians over ${ROUNDS} rounds; targets from issue 10):`);
 		console.log(
-			"  (~1,000 requests/s is the documented budget of one Durable Object; here every publish is 1 + GLOBAL_HUB_SHARDS hub calls)",
+			`  single events, one repository hub, 16 in flight: ${fmtInt(single)} req/s (target ≥ 1,000), ${fmtInt(medOf("one", cpu, 16))} µs workerd CPU/event`,
+		);
+		console.log(
+			`  floor, one Worker→Durable Object RPC + one SQLite row + a log line: ${fmtInt(floorRate)} req/s, ${fmtInt(medOf("floor", cpu))} µs CPU/event → single events at ${(single / floorRate).toFixed(2)}× the floor`,
+		);
+		console.log(
+			`  batches of ${BATCH}, one repository hub: ${fmtInt(batch)} events/s (target ≥ 20,000), ${fmtInt(medOf("batch-one", cpu))} µs CPU/event`,
+		);
+		console.log(
+			`  (each event is logged by its RepoHub and ${build.vars.GLOBAL_HUB_SHARDS} global shards; one workerd runs the Worker, every hub and Miniflare's Cache API on one JavaScript thread)`,
 		);
 		if (values.profile) {
 			const { connectInspector, saveProfile, startProfile } = await import("./inspector.ts");
