@@ -5,7 +5,8 @@
 // test gets its own Redis key prefix too, so nothing another test cached can answer for it.
 // Every answer must arrive within a bound, carry the documented status and error envelope, and
 // the service must recover once the fault is cleared. The service's own budgets:
-//   Redis: 250 ms per command (src/deps.ts REDIS_COMMAND_TIMEOUT_MS; a timeout is not retried);
+//   Redis: per timeout class (src/lib/redis.ts REDIS_LIMITS: reads 400 ms with one retry, writes
+//     and invalidations 2 s with one retry, the limiter 1 s without);
 //   Postgres: 5 s per origin load (src/lib/cache.ts DEFAULT_ORIGIN_TIMEOUT_MS), then a kept copy
 //     or 503 service_unavailable with Retry-After;
 //   /health: each probe capped at HEALTH_TIMEOUT_MS (1500 ms by default).
@@ -21,7 +22,7 @@ import { resetRateLimiterState } from "../src/middleware/rate-limit";
 import { hs256Token } from "./helpers";
 import { repoStream, seededRepos, upgradeRequest } from "./realtime-client";
 
-/** Where the service's Redis budget (250 ms) should cut in. */
+/** Where the service's Redis budgets (up to 2 s for an invalidation) should cut in, plus slack. */
 const REDIS_BOUND_MS = 3000;
 /** Postgres refusing: nothing to wait for. */
 const FAIL_BOUND_MS = 3000;
