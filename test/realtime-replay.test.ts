@@ -423,7 +423,7 @@ describe("event log bounds", () => {
 			expect(log.window()).toEqual({ head: 11, oldest: 6 });
 			expect(log.catchUp(4)).toEqual({ kind: "reset", reason: "gap_too_old" });
 			expect(log.catchUp(5)).toEqual({ kind: "reset", reason: "too_much_to_replay" });
-			expect(log.catchUp(9)).toEqual({ kind: "replay", after: 9 });
+			expect(log.catchUp(9)).toEqual({ kind: "replay", after: 9, bytes: expect.any(Number) });
 			// Much later, everything but the last minEvents is past maxAgeMs.
 			log.append([event(12)], t0 + 120_000);
 			expect(log.window()).toEqual({ head: 12, oldest: 10 });

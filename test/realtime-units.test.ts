@@ -58,6 +58,15 @@ describe("token bucket", () => {
 		expect(b.take(10_000) && b.take(10_000) && b.take(10_000)).toBe(true);
 		expect(b.take(10_000)).toBe(false);
 	});
+
+	it("takes n tokens only when n are left (replayed bytes)", () => {
+		const b = new TokenBucket(1000, 100, 0);
+		expect(b.take(0, 600)).toBe(true);
+		expect(b.take(0, 600)).toBe(false);
+		expect(b.available(0)).toBe(400);
+		expect(b.take(2000, 600)).toBe(true);
+		expect(b.available(2000)).toBe(0);
+	});
 });
 
 describe("catch-up", () => {

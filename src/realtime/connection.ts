@@ -1,5 +1,5 @@
 // One connection's state (pure): its attachment (what survives hibernation), the in-memory
-// part rebuilt around it (the flood bucket), and the welcome frame it is greeted with.
+// part rebuilt around it (the flood buckets), and the welcome frame it is greeted with.
 import { ALL } from "./filter";
 import { TokenBucket } from "./flood";
 import { type Attachment, type ConnectInfo, type ControlMessage, HEARTBEAT, LIMITS } from "./protocol";
@@ -7,6 +7,8 @@ import { type Attachment, type ConnectInfo, type ControlMessage, HEARTBEAT, LIMI
 export interface Conn {
 	att: Attachment;
 	bucket: TokenBucket;
+	/** Replayed bytes this connection may still be sent (LIMITS.replayBurstBytes, refilled). */
+	replay: TokenBucket;
 }
 
 export function attachmentFor(info: ConnectInfo, head: number, now: number): Attachment {
@@ -25,7 +27,11 @@ export function attachmentFor(info: ConnectInfo, head: number, now: number): Att
 
 /** Wraps an attachment (new, or deserialised after a wake-up) with a full flood bucket. */
 export function connOf(att: Attachment, now: number): Conn {
-	return { att, bucket: new TokenBucket(LIMITS.commandBurst, LIMITS.commandsPerSecond, now) };
+	return {
+		att,
+		bucket: new TokenBucket(LIMITS.commandBurst, LIMITS.commandsPerSecond, now),
+		replay: new TokenBucket(LIMITS.replayBurstBytes, LIMITS.replayBytesPerMinute / 60, now),
+	};
 }
 
 /** An attachment this code wrote (deploys close every socket, so no older shapes exist). */

@@ -210,7 +210,9 @@ export class EventLog {
 				since,
 			)
 			.one();
-		return (bytes ?? 0) > this.bounds.replayMaxBytes ? { kind: "reset", reason: "too_much_to_replay" } : plan;
+		return (bytes ?? 0) > this.bounds.replayMaxBytes
+			? { kind: "reset", reason: "too_much_to_replay" }
+			: { ...plan, bytes: bytes ?? 0 };
 	}
 
 	/** The logged events after `seq`, oldest first (a lazy cursor). */

@@ -1,4 +1,5 @@
-// Flood control for client commands (pure): a token bucket per connection, kept in memory only.
+// Flood control (pure): token buckets kept in memory only, per connection for client commands
+// and replayed bytes, per hub for replayed bytes in all.
 // Losing it when the hub hibernates is harmless: a hibernated hub has had no commands to count,
 // and a woken one starts the connection with a full burst again.
 export class TokenBucket {
@@ -14,13 +15,18 @@ export class TokenBucket {
 		this.#at = now;
 	}
 
-	/** Takes one token; false when the bucket is empty (the caller closes with 1008). */
-	take(now: number): boolean {
+	/** Takes `n` tokens (one by default); false, taking none, when fewer are left. */
+	take(now: number, n = 1): boolean {
+		if (this.available(now) < n) return false;
+		this.#tokens -= n;
+		return true;
+	}
+
+	/** Tokens left now (refilled for the time since the last call). */
+	available(now: number): number {
 		const elapsed = Math.max(0, now - this.#at) / 1000;
 		this.#tokens = Math.min(this.capacity, this.#tokens + elapsed * this.perSecond);
 		this.#at = now;
-		if (this.#tokens < 1) return false;
-		this.#tokens -= 1;
-		return true;
+		return this.#tokens;
 	}
 }

@@ -15,6 +15,7 @@ import { type HubPoint, hubDataPoint, type Metrics } from "../lib/metrics";
 import { attachmentFor, type Conn, connOf, isAttachment, welcomeFor } from "./connection";
 import { EventLog, type Logged } from "./event-log";
 import { matches, subscribe, tagsFor, unsubscribe } from "./filter";
+import { TokenBucket } from "./flood";
 import {
 	CLOSE,
 	CONNECT_HEADER,
@@ -61,6 +62,8 @@ export abstract class Hub extends DurableObject<Env> {
 	readonly #forgotten = new WeakSet<WebSocket>();
 	#sockets: number | undefined;
 	#metrics: Metrics | null | undefined;
+	/** Replayed bytes the hub may still send, all connections together (see #replayAllowed). */
+	#replayBudget: TokenBucket | undefined;
 	#reportedAt = 0;
 	/** "repo" or "global", for the metrics datapoints. */
 	protected abstract readonly kind: HubPoint["hubKind"];
@@ -261,6 +264,8 @@ export abstract class Hub extends DurableObject<Env> {
 		let replayed = 0;
 		if (plan.kind === "reset") {
 			this.#reset(ws, plan.reason);
+		} else if (plan.kind === "replay" && !this.#replayAllowed(conn, plan.bytes ?? 0)) {
+			this.#reset(ws, "too_much_to_replay");
 		} else if (plan.kind === "replay") {
 			for (const row of this.#log.after(plan.after)) {
 				if (!matches(conn.att.filter, conn.att.scope, row.type)) continue;
@@ -270,6 +275,20 @@ export abstract class Hub extends DurableObject<Env> {
 		}
 		this.#save(ws, conn);
 		return replayed;
+	}
+
+	/**
+	 * Whether `bytes` of replay fit in both the connection's and the hub's budgets (taken from
+	 * both when they do). The count is of every frame after `since`, filtered or not: an upper
+	 * bound of what is sent, known before the send loop starts.
+	 */
+	#replayAllowed(conn: Conn, bytes: number): boolean {
+		const now = Date.now();
+		this.#replayBudget ??= new TokenBucket(LIMITS.hubReplayBurstBytes, LIMITS.hubReplayBytesPerSecond, now);
+		if (conn.replay.available(now) < bytes || this.#replayBudget.available(now) < bytes) return false;
+		conn.replay.take(now, bytes);
+		this.#replayBudget.take(now, bytes);
+		return true;
 	}
 
 	#reset(ws: WebSocket, reason: ResetReason): void {

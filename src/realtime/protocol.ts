@@ -56,6 +56,16 @@ export const LIMITS = {
 	 */
 	unsentEvents: 256,
 	unsentBytes: 4 * 1024 * 1024,
+	/**
+	 * Replayed bytes (catch-up on connect or `resume`), per connection: a burst, then a refill per
+	 * minute; per hub, for every connection together: a burst, then a refill per second. A
+	 * replay larger than what either has left is answered with a reset (too_much_to_replay), so
+	 * resume floods cannot stall a hub's thread with send loops or pile output into its memory.
+	 */
+	replayBurstBytes: 2 * 1024 * 1024,
+	replayBytesPerMinute: 1024 * 1024,
+	hubReplayBurstBytes: 4 * 1024 * 1024,
+	hubReplayBytesPerSecond: 1024 * 1024,
 	ticketTtlSeconds: 60,
 } as const;
 

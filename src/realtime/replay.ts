@@ -10,7 +10,8 @@ export interface LogWindow {
 
 export type CatchUp =
 	| { kind: "none" }
-	| { kind: "replay"; after: number }
+	/** bytes: the frames after `after` (all types), when the log has counted them. */
+	| { kind: "replay"; after: number; bytes?: number }
 	| { kind: "reset"; reason: ResetReason };
 
 /**

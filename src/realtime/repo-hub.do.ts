@@ -77,24 +77,14 @@ export class RepoHub extends Hub {
 
 	/** Forward calls made to the shards since this object started, and the events they carried. */
 	get forwarded(): { calls: number; events: number } {
-		let calls = 0;
-		let events = 0;
-		for (const f of this.#forwarders.values()) {
-			calls += f.sent.calls;
-			events += f.sent.items;
-		}
-		return { calls, events };
+		const { calls, items } = totals(this.#forwarders.values());
+		return { calls, events: items };
 	}
 
 	/** Invalidation scripts run since this object started, and the requests they served. */
 	get invalidations(): { calls: number; requests: number } {
-		let calls = 0;
-		let requests = 0;
-		for (const f of this.#invalidators.values()) {
-			calls += f.sent.calls;
-			requests += f.sent.items;
-		}
-		return { calls, requests };
+		const { calls, items } = totals(this.#invalidators.values());
+		return { calls, requests: items };
 	}
 
 	#forwarder(shard: number): Coalescer<HubEvent, PublishResult> {
@@ -128,4 +118,17 @@ export class RepoHub extends Hub {
 		}
 		return f;
 	}
+}
+
+function totals(coalescers: Iterable<{ sent: { calls: number; items: number } }>): {
+	calls: number;
+	items: number;
+} {
+	let calls = 0;
+	let items = 0;
+	for (const c of coalescers) {
+		calls += c.sent.calls;
+		items += c.sent.items;
+	}
+	return { calls, items };
 }

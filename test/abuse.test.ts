@@ -1,0 +1,114 @@
+// Attacks performed against the real stack (the Worker and its Durable Objects in workerd, the
+// stand-ins, Postgres and Redis), each asserting its bound while a legitimate client is served.
+//   replay flood: sockets sending `resume` from the start of a 1 MB log at their full command
+//   budget; a viewer on the same hub still gets every new event within 500 ms, and what the
+//   attackers are sent stays within the per-connection and per-hub replay budgets.
+// (A repository stream of this file's own, so other files' tests do not share the attacked hub;
+// the global stream runs the same hub code.)
+import { beforeAll, describe, expect, it } from "vitest";
+import { LIMITS } from "../src/realtime/protocol";
+import { hs256Token } from "./helpers";
+import { postEvent, repoStream, seededRepos, TestSocket } from "./realtime-client";
+
+let repo: string;
+let token: string;
+
+beforeAll(async () => {
+	[repo = ""] = await seededRepos(250, 1);
+	token = await hs256Token({ sub: "abuse-viewer" });
+});
+
+const REPLAY_MARK = ',"replay":true}';
+
+/** Bytes of the replayed frames a socket receives, as the hub stores them (without the mark). */
+function countReplays(s: TestSocket): { bytes: number; frames: number } {
+	const seen = { bytes: 0, frames: 0 };
+	s.ws.addEventListener("message", (e) => {
+		const text = String(e.data);
+		if (text.endsWith(REPLAY_MARK)) {
+			seen.bytes += text.length - REPLAY_MARK.length + 1;
+			seen.frames++;
+		}
+	});
+	return seen;
+}
+
+describe("replay flood", () => {
+	it("resume spam at the full command budget: bounded replay per socket and per hub, viewers served", async () => {
+		// A log of ~1 MB: 400 events of ~2.6 KB.
+		const pad = "x".repeat(2500);
+		let first = 0;
+		for (let b = 0; b < 4; b++) {
+			const events = Array.from({ length: 100 }, (_, i) => ({
+				type: "insight_added",
+				repository_id: repo,
+				data: { n: b * 100 + i, pad },
+			}));
+			const res = await postEvent({ events }, "/api/v1/events/batch");
+			expect(res.status).toBe(202);
+			const body = (await res.json()) as { results: { seq: { repository: number } }[] };
+			if (b === 0) first = body.results[0]?.seq.repository ?? 0;
+		}
+		const viewer = await TestSocket.open(repoStream(repo), { token });
+		await viewer.nextOf("welcome");
+		const arrived = new Map<string, number>();
+		viewer.ws.addEventListener("message", (e) => {
+			const m = JSON.parse(String(e.data)) as { id?: string };
+			if (m.id?.startsWith("live-")) arrived.set(m.id, Date.now());
+		});
+		// Budgets refill from the moment each socket connects.
+		const started = Date.now();
+		const attackers = await Promise.all(
+			Array.from({ length: 5 }, async (_, k) => {
+				const s = await TestSocket.open(repoStream(repo), {
+					token: await hs256Token({ sub: `attacker-${k}` }),
+				});
+				await s.nextOf("welcome");
+				return { s, replays: countReplays(s) };
+			}),
+		);
+
+		const resume = (n: number) => {
+			for (const a of attackers) a.s.send({ type: "resume", id: `r${n}`, since: first - 1 });
+		};
+		// The full burst at once, then the refill rate (10 commands/s) for 3 s.
+		for (let n = 0; n < LIMITS.commandBurst; n++) resume(n);
+		const sent = new Map<string, number>();
+		for (let tick = 0; tick < 30; tick++) {
+			resume(100 + tick);
+			const id = `live-${tick}`;
+			sent.set(id, Date.now());
+			const res = await postEvent({ id, type: "analysis_started", repository_id: repo, data: { tick } });
+			expect(res.status).toBe(202);
+			await new Promise((r) => setTimeout(r, 100));
+		}
+		await viewer.next((m) => "id" in m && m.id === "live-29", 5_000);
+		const elapsedS = (Date.now() - started) / 1000;
+
+		const latencies = [...sent].map(([id, at]) => (arrived.get(id) ?? Number.POSITIVE_INFINITY) - at);
+		latencies.sort((a, b) => a - b);
+		const p99 = latencies[Math.ceil(latencies.length * 0.99) - 1] ?? Number.POSITIVE_INFINITY;
+		expect(p99).toBeLessThanOrEqual(500);
+
+		// Each socket: its burst plus its refill; all together: the hub's burst plus its refill.
+		const perSocket = LIMITS.replayBurstBytes + (LIMITS.replayBytesPerMinute * elapsedS) / 60;
+		const perHub = LIMITS.hubReplayBurstBytes + LIMITS.hubReplayBytesPerSecond * elapsedS;
+		let total = 0;
+		for (const a of attackers) {
+			expect(a.replays.bytes).toBeLessThanOrEqual(perSocket);
+			total += a.replays.bytes;
+			// The bound engaged: past its budget a resume is answered with a reset.
+			expect(
+				a.s.frames.some((m) => m.type === "reset" && "reason" in m && m.reason === "too_much_to_replay"),
+			).toBe(true);
+		}
+		expect(total).toBeLessThanOrEqual(perHub);
+		// Without the budgets this would be 5 sockets × 50 resumes × ~1 MB.
+		expect(total).toBeGreaterThan(0);
+		console.log(
+			`replay flood: viewer p99 ${p99} ms; attackers sent ${(total / 2 ** 20).toFixed(1)} MiB of replay in ${elapsedS.toFixed(1)} s (bound ${(perHub / 2 ** 20).toFixed(1)} MiB)`,
+		);
+		viewer.close();
+		for (const a of attackers) a.s.close();
+	}, 30_000);
+});
