@@ -5,6 +5,7 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { describe, expect, inject, it } from "vitest";
 import worker from "../src/index";
+import { methodLabel, requestDataPoint } from "../src/lib/metrics";
 import { escapeLabel, renderMetrics } from "../src/ops/metrics";
 import { DURATION_BUCKETS } from "../src/ops/metrics.queries";
 import type { Snapshot } from "../src/ops/metrics.source";
@@ -161,5 +162,26 @@ describe("GET /metrics", () => {
 		const right = await get(bindings, "/metrics", { authorization: "Bearer scrape-secret-0123456789" });
 		expect(right.res.status).toBe(200);
 		expect(await right.res.text()).toContain("gitinsight_build_info");
+	});
+});
+
+describe("method label", () => {
+	it("keeps the HTTP methods and writes any other token as OTHER (a bounded label)", () => {
+		for (const m of ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+			expect(methodLabel(m)).toBe(m);
+		for (const m of ["BREW", "PROPFIND", "get", `X${"A".repeat(200)}`]) expect(methodLabel(m)).toBe("OTHER");
+		const point = requestDataPoint({
+			method: "PROPFIND",
+			route: "unmatched",
+			status: 404,
+			cache: "",
+			tier: "",
+			colo: "",
+			errorCode: "not_found",
+			caller: "anonymous",
+			durationSeconds: 0.001,
+			responseBytes: 10,
+		});
+		expect(point.blobs?.[2]).toBe("OTHER");
 	});
 });

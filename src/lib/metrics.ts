@@ -80,13 +80,21 @@ function blob(value: string): string {
 	return value.length <= MAX_BLOB_CHARS ? value : value.slice(0, MAX_BLOB_CHARS);
 }
 
+/** Methods kept as themselves in datapoints and logs; any other token is "OTHER". */
+const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
+
+/** The method label: a caller can send any method token, and each would be a new label value. */
+export function methodLabel(method: string): string {
+	return KNOWN_METHODS.has(method) ? method : "OTHER";
+}
+
 export function requestDataPoint(p: RequestPoint): AnalyticsEngineDataPoint {
 	return {
 		indexes: [index(`request:${p.route}`)],
 		blobs: [
 			"request",
 			LAYOUT_VERSION,
-			blob(p.method),
+			methodLabel(p.method),
 			blob(p.route),
 			String(p.status),
 			p.cache,

@@ -7,7 +7,7 @@ import { createDeps, type Deps } from "../deps";
 import { type AppEnv, ConfigError } from "../env";
 import { misconfigured } from "../errors";
 import { noteRequest } from "../lib/isolate";
-import { CACHE_RESULTS, CACHE_TIERS, type RequestPoint, requestDataPoint } from "../lib/metrics";
+import { CACHE_RESULTS, CACHE_TIERS, methodLabel, type RequestPoint, requestDataPoint } from "../lib/metrics";
 
 // An incoming id is kept only if it is short and plain, so it can be logged and echoed safely.
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
@@ -83,7 +83,7 @@ export const requestContext = createMiddleware<AppEnv>(async (c, next) => {
 			level: c.res.status >= 500 ? "error" : c.res.status >= 400 ? "warn" : "info",
 			msg: "request",
 			request_id: requestId,
-			method: c.req.method,
+			method: methodLabel(c.req.method),
 			// The route pattern, never the raw path or query: ids and credentials stay out of the logs.
 			route,
 			status: c.res.status,
