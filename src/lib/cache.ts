@@ -608,7 +608,8 @@ export function isQueryBug(err: unknown): boolean {
 	return false;
 }
 
-function logCacheError(what: string, err: unknown): void {
+/** The warning every cache failure logs (the cache degrades; the request goes on). */
+export function logCacheError(what: string, err: unknown): void {
 	console.warn(
 		JSON.stringify({
 			level: "warn",

@@ -4,9 +4,10 @@
 // An event about a repository first invalidates that repository's cached summary (this isolate,
 // this colo's edge cache, Redis), then reaches the hubs: a client reacting to the event reads
 // fresh data. When every event of a request is about one repository, the Redis part runs in its
-// RepoHub, coalesced with the repository's other events in flight (repo-hub.do.ts). Answers 202 with each event's id and seqs; a retried id is not delivered twice. When
-// Redis cannot be told (down or timing out), the events are still delivered live and the answer
-// is 503 + Retry-After, so the sender's retry completes the invalidation.
+// RepoHub, coalesced with the repository's other events in flight (repo-hub.do.ts). Answers
+// 202 with each event's id and seqs; a retried id is not delivered twice. When Redis cannot be
+// told (down or timing out), the events are still delivered live and the answer is 503 +
+// Retry-After, so the sender's retry completes the invalidation.
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../env";

@@ -14,7 +14,7 @@
 // (503: the sender retries the same ids; the hubs dedupe them, and a retry is forwarded again,
 // so a shard that missed it catches up); an invalidation failure is answered, not thrown (the
 // events are delivered; the Worker answers 503 so the sender's retry invalidates again).
-import { invalidateInRedis } from "../lib/cache";
+import { invalidateInRedis, logCacheError } from "../lib/cache";
 import { redisFor } from "../lib/redis";
 import { Coalescer } from "./coalesce";
 import { Hub } from "./hub";
@@ -43,7 +43,7 @@ export interface Forwarded {
 export class RepoHub extends Hub {
 	protected readonly kind = "repo";
 	readonly #forwarders = new Map<number, Coalescer<HubEvent, PublishResult>>();
-	/** Per Redis endpoint (url + token): its settings object (redisFor's memo key) and batcher. */
+	/** Per Redis endpoint (url + token): the batcher of its invalidation scripts. */
 	readonly #invalidators = new Map<string, Coalescer<string[], true>>();
 
 	/** RPC: see the file comment. */
@@ -56,14 +56,7 @@ export class RepoHub extends Hub {
 				.then(
 					() => true,
 					(err: unknown) => {
-						console.error(
-							JSON.stringify({
-								level: "error",
-								msg: "cache error",
-								what: "redis delete",
-								error: String(err),
-							}),
-						);
+						logCacheError("redis delete", err);
 						return false;
 					},
 				);
