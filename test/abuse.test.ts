@@ -3,18 +3,31 @@
 //   replay flood: sockets sending `resume` from the start of a 1 MB log at their full command
 //   budget; a viewer on the same hub still gets every new event within 500 ms, and what the
 //   attackers are sent stays within the per-connection and per-hub replay budgets.
+//   socket hoarding: one caller opens sockets up to its per-hub cap; the next is refused 429 in
+//   the envelope while other callers still connect and are served, and a closed socket frees
+//   its place (repository stream by token subject, global stream by client address).
 // (A repository stream of this file's own, so other files' tests do not share the attacked hub;
 // the global stream runs the same hub code.)
+import { exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { LIMITS } from "../src/realtime/protocol";
-import { hs256Token } from "./helpers";
-import { postEvent, repoStream, seededRepos, TestSocket } from "./realtime-client";
+import { errorBody, hs256Token } from "./helpers";
+import {
+	GLOBAL,
+	type OpenOptions,
+	postEvent,
+	repoStream,
+	seededRepos,
+	TestSocket,
+	upgradeRequest,
+} from "./realtime-client";
 
 let repo: string;
+let hoarded: string;
 let token: string;
 
 beforeAll(async () => {
-	[repo = ""] = await seededRepos(250, 1);
+	[repo = "", hoarded = ""] = await seededRepos(250, 2);
 	token = await hs256Token({ sub: "abuse-viewer" });
 });
 
@@ -111,4 +124,67 @@ describe("replay flood", () => {
 		viewer.close();
 		for (const a of attackers) a.s.close();
 	}, 30_000);
+});
+
+describe("socket hoarding", () => {
+	/** Opens `n` sockets with the same options, a few at a time. */
+	async function openMany(path: string, opts: OpenOptions, n: number): Promise<TestSocket[]> {
+		const out: TestSocket[] = [];
+		for (let i = 0; i < n; i += 20) {
+			const wave = Array.from({ length: Math.min(20, n - i) }, () => TestSocket.open(path, opts));
+			out.push(...(await Promise.all(wave)));
+		}
+		return out;
+	}
+
+	async function closeAll(sockets: TestSocket[]): Promise<void> {
+		for (const s of sockets) s.close();
+		await Promise.all(sockets.map((s) => s.closed));
+	}
+
+	async function expectCapped(path: string, opts: OpenOptions): Promise<void> {
+		const res = await exports.default.fetch(upgradeRequest(path, opts));
+		expect(res.status).toBe(429);
+		expect(res.webSocket).toBeFalsy();
+		expect(res.headers.get("retry-after")).toBe("30");
+		const err = await errorBody(res);
+		expect(err.code).toBe("rate_limited");
+		expect(err.message).toContain(String(LIMITS.socketsPerCaller));
+	}
+
+	it("a token subject at its cap on a repository hub gets 429; others connect and are served", async () => {
+		const hoarder = { token: await hs256Token({ sub: "hoarder" }) };
+		const held = await openMany(repoStream(hoarded), hoarder, LIMITS.socketsPerCaller);
+		await expectCapped(repoStream(hoarded), hoarder);
+		// Another caller on the same hub is still accepted and gets the hub's events.
+		const viewer = await TestSocket.open(repoStream(hoarded), { token });
+		await viewer.nextOf("welcome");
+		const res = await postEvent({ id: "hoard-1", type: "analysis_started", repository_id: hoarded });
+		expect(res.status).toBe(202);
+		expect((await viewer.nextEvent((e) => e.id === "hoard-1")).repository_id).toBe(hoarded);
+		// The cap is per hub: the hoarder may still open a stream of another repository.
+		const elsewhere = await TestSocket.open(repoStream(repo), hoarder);
+		await elsewhere.nextOf("welcome");
+		// Closing one socket frees its place (the close handshake completes after the count drops).
+		const [first] = held;
+		first?.close();
+		await first?.closed;
+		const again = await TestSocket.open(repoStream(hoarded), hoarder);
+		await again.nextOf("welcome");
+		await expectCapped(repoStream(hoarded), hoarder);
+		await closeAll([...held, viewer, elsewhere, again]);
+	}, 30_000);
+
+	it("anonymous sockets are counted by client address on the public global stream", async () => {
+		const path = `${GLOBAL}?shard=0`;
+		const from = (ip: string): OpenOptions => ({ headers: { "cf-connecting-ip": ip } });
+		const held = await openMany(path, from("198.51.100.7"), LIMITS.socketsPerCaller);
+		await expectCapped(path, from("198.51.100.7"));
+		// The same /64 is the same caller; another address is not.
+		const v6 = await openMany(path, from("2001:db8:1:2::1"), LIMITS.socketsPerCaller);
+		await expectCapped(path, from("2001:db8:1:2:ffff::9"));
+		const other = await TestSocket.open(path, from("198.51.100.8"));
+		expect((await other.nextOf("welcome")).shard).toBe(0);
+		await closeAll([...held, ...v6, other]);
+	}, 60_000);
 });

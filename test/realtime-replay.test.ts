@@ -262,6 +262,7 @@ describe("queued broadcasts", () => {
 			hub: "repository",
 			repository_id: id,
 			sub: "queued-user",
+			caller: "sub:queued-user",
 			roles: ["user"],
 			scope: "*",
 			since: null,

@@ -214,6 +214,7 @@ describe("connections", () => {
 			shard: 63,
 			shards: 64,
 			sub: "s".repeat(1024),
+			caller: `sub:${"s".repeat(1024)}`,
 			roles: ["user", "admin", "service"],
 			scope: Array.from({ length: 8 }, (_, i) => `x-${"t".repeat(60)}${i}`),
 			since: null,

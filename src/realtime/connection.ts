@@ -15,6 +15,7 @@ export function attachmentFor(info: ConnectInfo, head: number, now: number): Att
 	const att: Attachment = {
 		v: 1,
 		sub: info.sub,
+		caller: info.caller,
 		roles: info.roles,
 		scope: info.scope,
 		filter: ALL,

@@ -33,6 +33,12 @@ import { exceeds, parseCommand, reciprocalCode } from "./wire";
 /** How often a hub re-reads its socket list from the runtime (see Hub.#roster). */
 const ROSTER_REFRESH_MS = 60_000;
 /**
+ * A caller at its socket cap triggers a recount of every socket's caller (sockets lost without a
+ * close event may still be counted) at most this often: a recount reads every attachment, so a
+ * capped caller retrying cannot make the hub do it per attempt.
+ */
+const CALLER_RECOUNT_MS = 10_000;
+/**
  * While sockets are open, a hub reports its socket count this often (an alarm), so a hub with
  * quiet, long-lived sockets stays in gitinsight_active_connections (which counts the hubs that
  * reported in the last HUB_SILENCE_HOURS). One wake-up an hour; hibernation is not held off.
@@ -61,6 +67,12 @@ export abstract class Hub extends DurableObject<Env> {
 	/** Sockets already taken off the count (close and error can both arrive for one socket). */
 	readonly #forgotten = new WeakSet<WebSocket>();
 	#sockets: number | undefined;
+	// Open sockets per caller (ConnectInfo.caller), for LIMITS.socketsPerCaller: kept by accept
+	// and #forget, rebuilt from the attachments when unknown (after a wake-up), with the roster,
+	// and when a caller at its cap connects (at most once per CALLER_RECOUNT_MS). Entries at 0
+	// are removed, so the map holds at most one entry per open socket.
+	#perCaller: Map<string, number> | undefined;
+	#perCallerAt = 0;
 	#metrics: Metrics | null | undefined;
 	/** Replayed bytes the hub may still send, all connections together (see #replayAllowed). */
 	#replayBudget: TokenBucket | undefined;
@@ -84,11 +96,15 @@ export abstract class Hub extends DurableObject<Env> {
 		const info = ConnectInfo.safeParse(parseJson(request.headers.get(CONNECT_HEADER)));
 		if (!info.success) return new Response("bad connect info", { status: 400 });
 		if (this.#full()) return new Response("hub is full", { status: 503, headers: { "Retry-After": "5" } });
+		if (this.#callerAtCap(info.data.caller)) {
+			return new Response("caller at its socket cap", { status: 429, headers: { "Retry-After": "30" } });
+		}
 		const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
 		const att = attachmentFor(info.data, this.#log.head, Date.now());
 		this.ctx.acceptWebSocket(server, tagsFor(att.scope));
 		server.serializeAttachment(att);
 		this.#sockets = (this.#sockets ?? 0) + 1;
+		this.#countCaller(att.caller, 1);
 		const conn = connOf(att, Date.now());
 		this.#conns.set(server, conn);
 		this.#send(server, welcomeFor(info.data, att));
@@ -244,13 +260,52 @@ export abstract class Hub extends DurableObject<Env> {
 		return this.#sockets >= LIMITS.socketsPerHub;
 	}
 
+	/**
+	 * Whether `caller` already holds LIMITS.socketsPerCaller sockets here. At the cap, the count
+	 * is first rebuilt (at most once per CALLER_RECOUNT_MS), so sockets that vanished without a
+	 * close event do not lock their caller out for good.
+	 */
+	#callerAtCap(caller: string): boolean {
+		const now = Date.now();
+		let perCaller = this.#perCaller ?? this.#recountCallers(now);
+		if ((perCaller.get(caller) ?? 0) < LIMITS.socketsPerCaller) return false;
+		if (now - this.#perCallerAt < CALLER_RECOUNT_MS) return true;
+		perCaller = this.#recountCallers(now);
+		return (perCaller.get(caller) ?? 0) >= LIMITS.socketsPerCaller;
+	}
+
+	/** Rebuilds the per-caller counts from the runtime's socket list and the attachments. */
+	#recountCallers(now: number): Map<string, number> {
+		const perCaller = new Map<string, number>();
+		for (const ws of this.ctx.getWebSockets()) {
+			if (this.#forgotten.has(ws)) continue;
+			const att = this.#conns.get(ws)?.att ?? safeAttachment(ws);
+			if (isAttachment(att)) perCaller.set(att.caller, (perCaller.get(att.caller) ?? 0) + 1);
+		}
+		this.#perCaller = perCaller;
+		this.#perCallerAt = now;
+		return perCaller;
+	}
+
+	/** Adds `delta` to a caller's socket count (when the counts are known; see #perCaller). */
+	#countCaller(caller: string, delta: number): void {
+		const perCaller = this.#perCaller;
+		if (!perCaller) return;
+		const n = (perCaller.get(caller) ?? 0) + delta;
+		if (n > 0) perCaller.set(caller, n);
+		else perCaller.delete(caller);
+	}
+
 	#forget(ws: WebSocket): void {
 		if (this.#forgotten.has(ws)) return;
 		this.#forgotten.add(ws);
 		// A socket accepted before a hibernation is in the count (recounted from getWebSockets())
 		// but not in #conns until touched: its attachment says it is ours.
-		const ours = this.#conns.delete(ws) || isAttachment(safeAttachment(ws));
-		if (ours && this.#sockets !== undefined) this.#sockets = Math.max(0, this.#sockets - 1);
+		const att = this.#conns.get(ws)?.att ?? safeAttachment(ws);
+		this.#conns.delete(ws);
+		if (!isAttachment(att)) return;
+		if (this.#sockets !== undefined) this.#sockets = Math.max(0, this.#sockets - 1);
+		this.#countCaller(att.caller, -1);
 	}
 
 	#save(ws: WebSocket, conn: Conn): void {
@@ -306,8 +361,13 @@ export abstract class Hub extends DurableObject<Env> {
 		}
 		for (const ws of live) this.#conn(ws);
 		this.#rosterAt = now;
-		// The exact count, while it is at hand (the runtime's list, less closed sockets).
+		// The exact counts, while they are at hand (the runtime's list, less closed sockets).
 		this.#sockets = this.#conns.size;
+		const perCaller = new Map<string, number>();
+		for (const { att } of this.#conns.values())
+			perCaller.set(att.caller, (perCaller.get(att.caller) ?? 0) + 1);
+		this.#perCaller = perCaller;
+		this.#perCallerAt = now;
 		return this.#conns;
 	}
 

@@ -51,6 +51,13 @@ export const LIMITS = {
 	/** Sockets per hub; the platform's ceiling is 32,768. */
 	socketsPerHub: 32_000,
 	/**
+	 * Sockets one caller (token subject, else client address: see ConnectInfo.caller) may hold
+	 * open on one hub; the next is refused with 429. Per hub: on the global stream a caller that
+	 * pins `?shard=` can reach this many on every shard, so the most one caller holds there is
+	 * this × GLOBAL_HUB_SHARDS, opened no faster than its `read` budget allows.
+	 */
+	socketsPerCaller: 100,
+	/**
 	 * Events logged but not yet broadcast, at most (count or frame bytes): past either, publish()
 	 * broadcasts inside the call, so producers that outrun the fan-out wait for it again.
 	 */
@@ -245,6 +252,11 @@ export const ConnectInfo = z.object({
 	shard: z.number().int().min(0).optional(),
 	shards: z.number().int().min(1).optional(),
 	sub: z.string().max(1024).nullable(),
+	/**
+	 * Who holds the socket, for the per-caller cap: "sub:<token subject>" when the caller
+	 * authenticated, else the client's address as the rate limiter keys it (clientKey).
+	 */
+	caller: z.string().min(1).max(1100),
 	roles: z.array(z.enum(ROLES)),
 	scope: z.union([z.literal("*"), z.array(EventType).max(LIMITS.connectTypes)]),
 	since: z.number().int().min(0).nullable(),
@@ -261,6 +273,8 @@ export const SUBPROTOCOL = "gitinsight.v1";
 export interface Attachment {
 	v: 1;
 	sub: string | null;
+	/** ConnectInfo.caller: what the per-caller socket count is kept by. */
+	caller: string;
 	roles: ConnectInfo["roles"];
 	scope: Scope;
 	filter: Filter;

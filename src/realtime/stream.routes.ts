@@ -10,6 +10,7 @@ import { ApiError } from "../errors";
 import type { ApiOperation } from "../lib/openapi";
 import { parseInput, parseQuery } from "../lib/validate";
 import { requireAuth } from "../middleware/auth";
+import { clientKey } from "../middleware/rate-limit";
 import { getRepositorySummary } from "../repos/repos.queries";
 import { SUMMARY_POLICY } from "../repos/repos.routes";
 import { RepoIdParams } from "../repos/repos.schemas";
@@ -77,6 +78,13 @@ async function forward(stub: DurableObjectStub, info: ConnectInfo): Promise<Resp
 		headers: { Upgrade: "websocket", [CONNECT_HEADER]: JSON.stringify(info) },
 	});
 	if (res.status === 101) return res;
+	if (res.status === 429) {
+		throw new ApiError(
+			"rate_limited",
+			`this caller already holds ${LIMITS.socketsPerCaller} sockets on this stream: close one first`,
+			{ headers: { "Retry-After": res.headers.get("retry-after") ?? "30" } },
+		);
+	}
 	if (res.status === 503) {
 		throw new ApiError("service_unavailable", "the stream is at capacity, retry shortly", {
 			headers: { "Retry-After": "5" },
@@ -111,6 +119,7 @@ export const stream = new Hono<AppEnv>()
 			hub: "repository",
 			repository_id: id,
 			sub: caller.principal.sub,
+			caller: `sub:${caller.principal.sub}`,
 			roles: caller.principal.roles,
 			scope: query.types ?? "*",
 			since: query.since ?? null,
@@ -133,6 +142,7 @@ export const stream = new Hono<AppEnv>()
 			shard,
 			shards,
 			sub: null,
+			caller: clientKey(c.req.header("cf-connecting-ip")),
 			roles: [],
 			scope: query.types ?? "*",
 			since: lost ? null : (query.since ?? null),
@@ -163,7 +173,7 @@ export const streamOperations: ApiOperation[] = [
 		pathParams: RepoIdParams,
 		query: StreamQuery,
 		response: z.object({}).describe("101 Switching Protocols"),
-		errors: [426],
+		errors: [426, 429],
 	},
 	{
 		method: "get",
@@ -174,7 +184,7 @@ export const streamOperations: ApiOperation[] = [
 		tag: "streams",
 		query: StreamQuery.omit({ ticket: true }),
 		response: z.object({}).describe("101 Switching Protocols"),
-		errors: [403, 426],
+		errors: [403, 426, 429],
 	},
 	{
 		method: "post",
