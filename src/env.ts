@@ -69,6 +69,9 @@ const ConfigSchema = z.object({
 				.filter(Boolean),
 		),
 	HEALTH_TIMEOUT_MS: z.coerce.number().int().min(50).max(10_000).default(1500),
+	// Postgres cancels a search or leaderboard statement after this; below the cache's 5 s
+	// origin timeout, so no read outlives the request that gave up on it (readSettings).
+	SQL_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(1).max(4_000).default(3_000),
 	CACHE_MEMORY_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(2000),
 	// An isolate has 128 MB for everything: the memory tier gets at most 64 MiB of it.
 	CACHE_MEMORY_MAX_BYTES: z.coerce

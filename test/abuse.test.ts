@@ -6,12 +6,19 @@
 //   socket hoarding: one caller opens sockets up to its per-hub cap; the next is refused 429 in
 //   the envelope while other callers still connect and are served, and a closed socket frees
 //   its place (repository stream by token subject, global stream by client address).
+//   cache bypass: anonymous no-cache / max-age=1 for one key reach Postgres once; every search
+//   and leaderboard statement runs under a statement_timeout that Postgres enforces itself; q
+//   is bounded after normalisation; leaderboard limits are cut from one cached ranking.
 // (A repository stream of this file's own, so other files' tests do not share the attacked hub;
 // the global stream runs the same hub code.)
-import { exports } from "cloudflare:workers";
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
+import { boundedRead, createDb, createPool } from "../src/db/client";
+import worker from "../src/index";
 import { LIMITS } from "../src/realtime/protocol";
-import { errorBody, hs256Token } from "./helpers";
+import { call, errorBody, hs256Token } from "./helpers";
 import {
 	GLOBAL,
 	type OpenOptions,
@@ -187,4 +194,96 @@ describe("socket hoarding", () => {
 		expect((await other.nextOf("welcome")).shard).toBe(0);
 		await closeAll([...held, ...v6, other]);
 	}, 60_000);
+});
+
+describe("cache bypass into Postgres", () => {
+	/** One request through the Worker with `overrides` on its env (config is parsed per env). */
+	async function fetchWith(overrides: Partial<Env>, path: string, headers: Record<string, string> = {}) {
+		const ctx = createExecutionContext();
+		const res = await worker.fetch(
+			new Request(`http://gitinsight.test${path}`, { headers }),
+			{ ...env, ...overrides },
+			ctx,
+		);
+		await waitOnExecutionContext(ctx);
+		return res;
+	}
+
+	it("anonymous no-cache and max-age=1 for one key reach Postgres once; an admin's still do", async () => {
+		const path = `/api/v1/fast/search?q=${encodeURIComponent(`api bypass-${crypto.randomUUID()}`)}`;
+		const statuses: string[] = [];
+		for (let i = 0; i < 30; i++) {
+			const cc = ["no-cache", "max-age=0", "max-age=1", "no-cache, no-store"][i % 4] ?? "no-cache";
+			const res = await call(path, { headers: { "cache-control": cc, "cf-connecting-ip": "192.0.2.44" } });
+			expect(res.status).toBe(200);
+			statuses.push(res.headers.get("x-cache") ?? "");
+		}
+		// The first loads from Postgres; the other 29 are answered from the copy it stored.
+		expect(statuses[0]).toBe("MISS");
+		expect(statuses.filter((x) => x === "MISS")).toHaveLength(1);
+		const admin = await hs256Token({ sub: "abuse-ops", role: "admin" });
+		const forced = await call(path, { token: admin, headers: { "cache-control": "no-cache" } });
+		expect(forced.headers.get("x-cache")).toBe("MISS");
+	});
+
+	it("Postgres cancels a read at the statement timeout; the Worker answers 503 and keeps serving", async () => {
+		// The guard itself, on the real driver and Postgres: a 10 s statement is cancelled at 300 ms.
+		const db = createDb(env);
+		const started = Date.now();
+		await expect(boundedRead(db, sql`SELECT pg_sleep(10) AS slept`, 300)).rejects.toMatchObject({
+			code: "57014",
+		});
+		expect(Date.now() - started).toBeLessThan(3_000);
+		const { rows } = await db.execute<{ n: number }>(
+			sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(10)%' AND state = 'active'`,
+		);
+		expect(rows[0]?.n).toBe(0);
+		// Search and leaderboard statements run under it: with a 1 ms budget every cold read is cut.
+		const tiny = { SQL_STATEMENT_TIMEOUT_MS: "1" };
+		const q = `/api/v1/fast/search?q=${encodeURIComponent(`cancel-${crypto.randomUUID()} api`)}`;
+		const cut = await fetchWith(tiny, q);
+		expect(cut.status).toBe(503);
+		expect((await errorBody(cut)).code).toBe("service_unavailable");
+		expect((await fetchWith({}, q)).status).toBe(200);
+		// A leaderboard read held up by a lock: cut at a 300 ms budget, not at the 5 s origin timeout.
+		const board = "/api/v1/fast/leaderboard?category=popular&timeframe=week&language=Haskell";
+		const { pool, close } = createPool(env);
+		const holder = await pool.connect();
+		try {
+			await holder.query("BEGIN");
+			await holder.query("LOCK TABLE leaderboard_snapshots IN ACCESS EXCLUSIVE MODE");
+			const at = Date.now();
+			const held = await fetchWith({ SQL_STATEMENT_TIMEOUT_MS: "300" }, board);
+			expect(held.status).toBe(503);
+			expect(Date.now() - at).toBeLessThan(2_000);
+		} finally {
+			await holder.query("ROLLBACK");
+			holder.release();
+			await close();
+		}
+		expect((await fetchWith({}, board)).status).toBe(200);
+	});
+
+	it("q is bounded after NFKC normalisation (U+FDFA is 18 characters)", async () => {
+		const res = await call(`/api/v1/fast/search?q=${encodeURIComponent("\uFDFA".repeat(20))}`);
+		expect(res.status).toBe(400);
+		expect(JSON.stringify(await errorBody(res))).toContain("after Unicode NFKC normalisation");
+		const fine = await call(`/api/v1/fast/search?q=${encodeURIComponent("\uFDFA".repeat(14))}`);
+		expect(fine.status).toBe(200);
+	});
+
+	it("every leaderboard limit is cut from one cached ranking: no Postgres read per limit", async () => {
+		const board = "/api/v1/fast/leaderboard?category=quality&timeframe=month&language=Rust";
+		const whole = await call(`${board}&limit=100`);
+		expect(whole.status).toBe(200);
+		const all = (await whole.json()) as { entries: { id: string }[] };
+		// Postgres unreachable from here on: each of these limits is answered from the whole board.
+		const pgDown = { NEON_HTTP_ENDPOINT: "http://127.0.0.1:9/sql" };
+		for (const limit of [1, 2, 3, 7, 10, 25, 50, 99]) {
+			const res = await fetchWith(pgDown, `${board}&limit=${limit}`);
+			expect(res.status, `limit=${limit}`).toBe(200);
+			const body = (await res.json()) as { entries: { id: string }[] };
+			expect(body.entries.map((e) => e.id)).toEqual(all.entries.slice(0, limit).map((e) => e.id));
+		}
+	});
 });

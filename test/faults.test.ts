@@ -36,6 +36,8 @@ const UPSTASH_CONTROL = `${inject("upstashUrl")}/__faults`;
 
 let userToken: string;
 let serviceToken: string;
+/** Cache-Control is honoured to the letter only for admin and service tokens. */
+let adminNoCache: RequestInit;
 let repos: string[];
 const repo = (i: number) => repos[i] ?? "";
 const timings: Record<string, number> = {};
@@ -47,6 +49,8 @@ beforeAll(async () => {
 		// From the middle of the seed: the other files use both ends.
 		seededRepos(300, 16),
 	]);
+	const admin = await hs256Token({ sub: "faults-ops", role: "admin" });
+	adminNoCache = { headers: { authorization: `Bearer ${admin}`, "cache-control": "no-cache" } };
 });
 
 afterAll(() => {
@@ -311,7 +315,7 @@ describe("Postgres down (fail)", () => {
 		const cached = await get(s, summary(repo(4)), {}, "pg-fail: cached summary");
 		expectOk(cached, "HIT");
 		// A client's no-cache cannot be honoured: the kept copy beats a 503.
-		const kept = await get(s, summary(repo(4)), { headers: { "cache-control": "no-cache" } });
+		const kept = await get(s, summary(repo(4)), adminNoCache);
 		expectOk(kept, "STALE");
 		expect(kept.text).toBe(warm.text);
 
@@ -417,7 +421,7 @@ describe("Postgres slow", () => {
 		await setFault("postgres", s.pgHost, "delay", 8000);
 		// In parallel: each waits for the same 5 s budget.
 		const [kept, cold, search, board] = await Promise.all([
-			get(s, summary(repo(9)), { headers: { "cache-control": "no-cache" } }, "pg-delay-8000: kept summary"),
+			get(s, summary(repo(9)), adminNoCache, "pg-delay-8000: kept summary"),
 			get(s, summary(repo(10)), {}, "pg-delay-8000: cold summary"),
 			get(s, SEARCH, {}, "pg-delay-8000: search"),
 			get(s, LEADERBOARD, {}, "pg-delay-8000: leaderboard"),

@@ -396,7 +396,7 @@ describe("search bad input", () => {
 
 describe("search at scale: the statement's modes", () => {
 	const run = (q: string, extra: Record<string, unknown>, tuning: Partial<SearchTuning>) =>
-		searchRepositories(db, resolveSearch({ q, sort: "relevance", limit: 100, offset: 0, ...extra }), {
+		searchRepositories(db, resolveSearch({ q, sort: "relevance", limit: 100, offset: 0, ...extra }), 3000, {
 			...DEFAULT_TUNING,
 			...tuning,
 		});

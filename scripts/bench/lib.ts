@@ -451,12 +451,16 @@ export async function startStack(dbUrl: string, redisPrefix: string): Promise<St
 }
 
 /** An HS256 token the Worker accepts: `secret` and wrangler.toml's issuer and audience. */
-export async function mintToken(secret: string, vars: Record<string, string>): Promise<string> {
+export async function mintToken(
+	secret: string,
+	vars: Record<string, string>,
+	role: "user" | "admin" | "service" = "user",
+): Promise<string> {
 	const { SignJWT } = await import("jose");
 	const issuer = vars.JWT_ISSUER;
 	const audience = vars.JWT_AUDIENCE;
 	if (!issuer || !audience) throw new Error("JWT_ISSUER / JWT_AUDIENCE missing from wrangler.toml [vars]");
-	return new SignJWT({ role: "user" })
+	return new SignJWT({ role })
 		.setProtectedHeader({ alg: "HS256", typ: "JWT" })
 		.setIssuer(issuer)
 		.setAudience(audience)

@@ -7,7 +7,7 @@ import pg from "pg";
 import { databaseName, ensureDatabase, migrateDatabase, redactUrl, withDatabase } from "../lib/pg.ts";
 import { seedDatabase } from "../lib/seed.ts";
 import { startNeonStandIn } from "../stack/neon-standin.ts";
-import { buildWorker, startWorker as startBuiltWorker } from "./lib.ts";
+import { buildWorker, mintToken, startWorker as startBuiltWorker } from "./lib.ts";
 
 const { values: args } = parseArgs({
 	options: {
@@ -260,6 +260,8 @@ async function _freePort(): Promise<number> {
 
 interface Worker {
 	base: string;
+	/** An admin token: its Cache-Control: no-cache is honoured to the letter. */
+	token: string;
 	stop(): Promise<void>;
 }
 
@@ -274,17 +276,21 @@ async function startWorker(): Promise<Worker> {
 	workerDb.password ||= "local";
 	// The deploy bundle on workerd through Miniflare's Node API, like the other benchmarks: no
 	// `wrangler dev` proxy in the measured path.
-	const running = await startBuiltWorker(buildWorker(), "search", {
+	const build = buildWorker();
+	const secret = `bench-${"x".repeat(40)}`;
+	const running = await startBuiltWorker(build, "search", {
 		DATABASE_URL: workerDb.toString(),
 		NEON_HTTP_ENDPOINT: neon.httpEndpoint,
 		NEON_WS_PROXY: neon.wsProxy,
-		// No Redis tier: with no-cache every request goes to the origin anyway.
+		// No Redis tier: with an admin's no-cache every request goes to the origin anyway.
 		UPSTASH_REDIS_REST_URL: "",
 		UPSTASH_REDIS_REST_TOKEN: "",
-		JWT_SECRET: `bench-${"x".repeat(40)}`,
+		JWT_SECRET: secret,
 	});
 	return {
 		base: running.origin,
+		// Cache-Control: no-cache is honoured to the letter only for admin and service tokens.
+		token: await mintToken(secret, build.vars, "admin"),
 		stop: async () => {
 			await running.mf.dispose();
 			await neon.close();
@@ -351,8 +357,9 @@ async function main(): Promise<void> {
 	await ensureBenchDatabase();
 	const client = new pg.Client({ connectionString: URL_, application_name: "bench-search" });
 	await client.connect();
-	// The Worker sends the statement in a batch after `SET LOCAL jit = off` (NO_JIT in
-	// search.queries.ts); the same setting for the whole session here, for the baseline too.
+	// The Worker sends the statement in a batch after its read settings (jit off and a
+	// statement_timeout: readSettings in src/db/client.ts); jit off for the whole session here,
+	// for the baseline too.
 	await client.query("SET jit = off");
 	const rows: Row[] = [];
 
@@ -380,11 +387,13 @@ async function main(): Promise<void> {
 		log("(c) starting the built Worker on workerd (Miniflare API) against the benchmark database");
 		const worker = await startWorker();
 		try {
-			log(`(c) the Worker at ${worker.base}: ${ITERATIONS} timed GETs per class, Cache-Control: no-cache`);
+			log(
+				`(c) the Worker at ${worker.base}: ${ITERATIONS} timed GETs per class, an admin token with Cache-Control: no-cache`,
+			);
 			for (const c of CLASSES) {
 				const http = await measure(c.queries, ITERATIONS, 3, async (query) => {
 					const res = await fetch(`${worker.base}/api/v1/fast/search?${query}`, {
-						headers: { "cache-control": "no-cache" },
+						headers: { "cache-control": "no-cache", authorization: `Bearer ${worker.token}` },
 					});
 					if (res.status !== 200) throw new Error(`${query}: HTTP ${res.status} ${await res.text()}`);
 					if (res.headers.get("x-cache") !== "MISS") throw new Error(`${query}: not from the origin`);

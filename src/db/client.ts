@@ -5,6 +5,7 @@
 //   createPool — drizzle over a WebSocket Pool: interactive transactions and many statements
 //                on one connection. The caller must `await close()` before the request ends.
 import { neon, neonConfig, Pool } from "@neondatabase/serverless";
+import { type SQL, sql } from "drizzle-orm";
 import { drizzle as drizzleHttp } from "drizzle-orm/neon-http";
 import { drizzle as drizzleWs } from "drizzle-orm/neon-serverless";
 import * as schema from "./schema";
@@ -50,3 +51,29 @@ export function createPool(env: DbEnv) {
 	return { db, pool, close: () => pool.end() };
 }
 export type PoolDb = ReturnType<typeof createPool>["db"];
+
+/**
+ * The settings a request's read runs under, for its transaction only: no JIT (the search and
+ * ranking statements' plans carry every branch, so their estimated cost passes jit_above_cost,
+ * and compiling would cost 80-200 ms for a 5-20 ms query), and a statement_timeout, after which
+ * Postgres cancels the statement itself (SQLSTATE 57014). The timeout is set below the cache's
+ * origin timeout (5 s): a read the Worker gives up on is not left running, so a caller who makes
+ * reads slow cannot stack copies of them in Postgres (issue 11).
+ */
+export function readSettings(statementTimeoutMs: number): SQL {
+	const ms = String(Math.max(1, Math.floor(statementTimeoutMs)));
+	return sql`SELECT set_config('jit', 'off', true), set_config('statement_timeout', ${ms}, true)`;
+}
+
+/**
+ * One read statement under readSettings, in one HTTP request (a batch is one transaction, so the
+ * settings apply to this statement only).
+ */
+export async function boundedRead<T extends Record<string, unknown>>(
+	db: Db,
+	query: SQL,
+	statementTimeoutMs: number,
+): Promise<{ rows: T[] }> {
+	const [, result] = await db.batch([db.execute(readSettings(statementTimeoutMs)), db.execute<T>(query)]);
+	return result;
+}

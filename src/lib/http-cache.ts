@@ -3,23 +3,47 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
 import type { ApiError } from "../errors";
+import { privilegedCaller } from "../middleware/auth";
 import type { CachePolicy, CacheResult, ReadOptions } from "./cache";
 
-/** `Cache-Control: no-cache | no-store | max-age=N` from the client, as read options. */
-export function readOptionsOf(header: string | undefined): ReadOptions {
+/**
+ * The youngest copy most clients can ask for: their `no-cache`, `max-age=0` and `max-age=N` below
+ * it are read as "at most this old". Anyone can send those directives, so honouring them to the
+ * letter would let anyone send every request to Postgres; with the floor, a key is loaded from
+ * the origin about once per REVALIDATE_FLOOR_MS at most (the Redis tier is shared by every colo)
+ * whatever the requests say (issue 11). Admin and service tokens get them to the letter
+ * (operators and the pipeline checking a change; see privilegedCaller).
+ */
+export const REVALIDATE_FLOOR_MS = 5_000;
+
+/**
+ * `Cache-Control: no-cache | no-store | max-age=N` from the client, as read options; `floorMs`
+ * is the youngest copy the client may insist on (0: honoured to the letter).
+ */
+export function readOptionsOf(header: string | undefined, floorMs = REVALIDATE_FLOOR_MS): ReadOptions {
 	if (!header) return {};
 	const opts: ReadOptions = {};
+	const atMost = (ms: number) => {
+		const bounded = Math.max(floorMs, ms);
+		if (bounded === 0) opts.noCache = true;
+		else opts.maxAgeMs = Math.min(opts.maxAgeMs ?? Number.POSITIVE_INFINITY, bounded);
+	};
 	for (const raw of header.toLowerCase().split(",")) {
 		const [name, value] = raw.trim().split("=", 2);
-		if (name === "no-cache") opts.noCache = true;
+		if (name === "no-cache") atMost(0);
 		else if (name === "no-store") opts.noStore = true;
 		else if (name === "max-age" && value !== undefined && /^\d{1,9}$/.test(value.trim())) {
-			const seconds = Number(value.trim());
-			if (seconds === 0) opts.noCache = true;
-			else opts.maxAgeMs = seconds * 1000;
+			atMost(Number(value.trim()) * 1000);
 		}
 	}
 	return opts;
+}
+
+/** The request's Cache-Control as read options, floored unless the caller is privileged. */
+export async function cacheOptions(c: Context<AppEnv>): Promise<ReadOptions> {
+	const header = c.req.header("cache-control");
+	if (!header) return {};
+	return readOptionsOf(header, (await privilegedCaller(c)) ? 0 : REVALIDATE_FLOOR_MS);
 }
 
 function etagMatches(ifNoneMatch: string | undefined, etag: string): boolean {

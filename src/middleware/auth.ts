@@ -180,5 +180,23 @@ export function requireRole(...allowed: Role[]) {
 	});
 }
 
+/**
+ * Whether the caller holds an admin or service token (already verified by requireRole, else
+ * verified here, memoised; an invalid token counts as none). Such callers get their
+ * Cache-Control to the letter (readOptionsOf).
+ */
+export async function privilegedCaller(c: Context<AppEnv>): Promise<boolean> {
+	let principal: Principal | undefined = c.get("principal");
+	if (!principal) {
+		try {
+			const token = bearerToken(c);
+			principal = token ? await verifyToken(token, c.get("deps").config) : undefined;
+		} catch {
+			principal = undefined;
+		}
+	}
+	return principal?.roles.some((r) => r === "admin" || r === "service") ?? false;
+}
+
 /** Any authenticated caller. */
 export const requireAuth = () => requireRole(...ROLES);

@@ -6,7 +6,7 @@ import { type Context, Hono } from "hono";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import type { CachePolicy } from "../lib/cache";
-import { cachedJson, readOptionsOf } from "../lib/http-cache";
+import { cachedJson, cacheOptions } from "../lib/http-cache";
 import type { ApiOperation } from "../lib/openapi";
 import { parseInput } from "../lib/validate";
 import { requireAuth } from "../middleware/auth";
@@ -48,7 +48,7 @@ async function summaryResponse(c: Context<AppEnv>, id: string): Promise<Response
 			const summary = await getRepositorySummary(deps.db, id);
 			return summary ? JSON.stringify(summary) : null;
 		},
-		readOptionsOf(c.req.header("cache-control")),
+		await cacheOptions(c),
 	);
 	return cachedJson(c, SUMMARY_POLICY, result, "private", notFound);
 }
@@ -78,7 +78,7 @@ export const reposOperations: ApiOperation[] = [
 		path: "/api/v1/fast/repositories/{repo_id}/summary",
 		summary: "Repository summary by id",
 		description:
-			"Served from the layered cache (5 min fresh, 30 min stale-while-revalidate, 1 h stale-if-error). Honours Cache-Control: no-cache / max-age=N and If-None-Match.",
+			"Served from the layered cache (5 min fresh, 30 min stale-while-revalidate, 1 h stale-if-error). Cache-Control: no-cache / max-age=N accept copies up to max(N, 5) s old (to the letter for admin and service tokens); If-None-Match answers 304.",
 		tag: "repositories",
 		roles: ["user", "admin", "service"],
 		pathParams: RepoIdParams,

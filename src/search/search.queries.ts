@@ -37,7 +37,7 @@
 // that cheap for mid-frequency words; the stars index for common ones), then continues with the
 // remaining matches by stars — still one fixed total order, so pages never overlap.
 import { type SQL, sql } from "drizzle-orm";
-import type { Db } from "../db/client";
+import { boundedRead, type Db } from "../db/client";
 import type { SearchRequest, SearchSort } from "./search.qualifiers";
 import type { SearchResponse, StarRange } from "./search.schemas";
 
@@ -62,12 +62,6 @@ export const DEFAULT_TUNING: SearchTuning = {
 	exactHardLimit: 20_000,
 	relevanceWindow: 500,
 };
-
-/**
- * Run with the statement. Its plan carries every branch (only one executes), so its estimated cost
- * easily passes jit_above_cost, and compiling it would cost 80-200 ms for a 5-20 ms query.
- */
-export const NO_JIT = sql`SET LOCAL jit = off`;
 
 /** Must equal the predicate of repositories_search_popular_idx (a literal, so the planner can use it). */
 const POPULAR = sql.raw("100");
@@ -463,13 +457,10 @@ export function assembleResponse(
 export async function searchRepositories(
 	db: Db,
 	req: SearchRequest,
+	statementTimeoutMs: number,
 	tuning: SearchTuning = DEFAULT_TUNING,
 ): Promise<SearchResponse> {
-	// One HTTP request: a batch is one transaction, so SET LOCAL applies to the statement only.
-	const [, result] = await db.batch([
-		db.execute(NO_JIT),
-		db.execute<Record<string, unknown>>(searchSql(req, tuning)),
-	]);
+	const result = await boundedRead(db, searchSql(req, tuning), statementTimeoutMs);
 	const row = result.rows[0] as unknown as SearchRow | undefined;
 	if (!row) throw new Error("search statement returned no row");
 	return assembleResponse(req, row, tuning);

@@ -7,7 +7,7 @@ import { Hono } from "hono";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import type { CachePolicy } from "../lib/cache";
-import { cachedJson, readOptionsOf } from "../lib/http-cache";
+import { cachedJson, cacheOptions } from "../lib/http-cache";
 import type { ApiOperation } from "../lib/openapi";
 import { parseQuery } from "../lib/validate";
 import { searchKey } from "./search.qualifiers";
@@ -42,8 +42,8 @@ export const search = new Hono<AppEnv>().get("/", async (c) => {
 		SEARCH_POLICY,
 		await cacheKeyOf(searchKey(req)),
 		// deps.db is read inside the loader so that a cache hit never builds a database client.
-		async () => JSON.stringify(await searchRepositories(deps.db, req)),
-		readOptionsOf(c.req.header("cache-control")),
+		async () => JSON.stringify(await searchRepositories(deps.db, req, deps.config.SQL_STATEMENT_TIMEOUT_MS)),
+		await cacheOptions(c),
 	);
 	return cachedJson(c, SEARCH_POLICY, result, "public", unreachable);
 });
@@ -54,7 +54,7 @@ export const searchOperations: ApiOperation[] = [
 		path: "/api/v1/fast/search",
 		summary: "Faceted full-text repository search",
 		description:
-			"Public. total and facets count the whole match set (each facet ignores its own filter); above a few thousand matches they are sampled estimates, flagged total_is_estimate / facets_are_estimates. Served from the layered cache (2 min fresh, 1 min stale-while-revalidate, 30 min stale-if-error) under a canonical key, so equivalent requests share an entry. Honours Cache-Control: no-cache / max-age=N and If-None-Match.",
+			"Public. total and facets count the whole match set (each facet ignores its own filter); above a few thousand matches they are sampled estimates, flagged total_is_estimate / facets_are_estimates. Served from the layered cache (2 min fresh, 1 min stale-while-revalidate, 30 min stale-if-error) under a canonical key, so equivalent requests share an entry. Cache-Control: no-cache / max-age=N accept copies up to max(N, 5) s old (to the letter for admin and service tokens); If-None-Match answers 304.",
 		tag: "search",
 		query: SearchQueryParams,
 		response: SearchResponse,

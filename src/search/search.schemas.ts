@@ -2,7 +2,7 @@
 // schema validates each parameter (a violation is a 400 naming it and the allowed values), then
 // merges q's qualifiers with the explicit parameters into one normalised SearchRequest.
 import { z } from "zod";
-import { MAX_Q_LENGTH, MAX_STARS, QueryError, resolveSearch } from "./search.qualifiers";
+import { MAX_Q_LENGTH, MAX_STARS, normaliseQ, QueryError, resolveSearch } from "./search.qualifiers";
 
 export const SEARCH_SORTS = ["relevance", "stars", "forks", "updated"] as const;
 export const DEFAULT_LIMIT = 20;
@@ -25,6 +25,12 @@ export const SearchQueryParams = z.object({
 		.trim()
 		.min(1, "q is required: the search words and qualifiers")
 		.refine((q) => [...q].length <= MAX_Q_LENGTH, `q must be at most ${MAX_Q_LENGTH} characters`)
+		// Normalisation can grow q (U+FDFA becomes 18 characters): the bound holds after it too,
+		// so a short q cannot become a long tsquery.
+		.refine(
+			(q) => [...normaliseQ(q)].length <= MAX_Q_LENGTH,
+			`q must be at most ${MAX_Q_LENGTH} characters after Unicode NFKC normalisation`,
+		)
 		.describe(
 			'Words (all must match; names/topics verbatim, descriptions stemmed), "phrases", -exclusions and qualifiers: language:go, topic:cli (repeatable), stars:>100 / >=N / <N / <=N / N..M / N..* / *..M, fork:true|false|only. 1-256 characters.',
 		),
