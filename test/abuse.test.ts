@@ -9,12 +9,15 @@
 //   cache bypass: anonymous no-cache / max-age=1 for one key reach Postgres once; every search
 //   and leaderboard statement runs under a statement_timeout that Postgres enforces itself; q
 //   is bounded after normalisation; leaderboard limits are cut from one cached ranking.
+//   Redis key space: a scan of distinct anonymous searches and leaderboards lands in the
+//   namespaces' fixed slots.
 // (A repository stream of this file's own, so other files' tests do not share the attacked hub;
 // the global stream runs the same hub code.)
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
+import { Redis } from "@upstash/redis/cloudflare";
 import { sql } from "drizzle-orm";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, inject, it } from "vitest";
 import { boundedRead, createDb, createPool } from "../src/db/client";
 import worker from "../src/index";
 import { LIMITS } from "../src/realtime/protocol";
@@ -284,6 +287,41 @@ describe("cache bypass into Postgres", () => {
 			expect(res.status, `limit=${limit}`).toBe(200);
 			const body = (await res.json()) as { entries: { id: string }[] };
 			expect(body.entries.map((e) => e.id)).toEqual(all.entries.slice(0, limit).map((e) => e.id));
+		}
+	});
+});
+
+describe("Redis key space", () => {
+	it("distinct anonymous searches and leaderboards are stored in a fixed set of slots", async () => {
+		const raw = new Redis({
+			url: inject("upstashUrl"),
+			token: inject("upstashToken"),
+			enableTelemetry: false,
+		});
+		const run = crypto.randomUUID().slice(0, 8);
+		for (let i = 0; i < 40; i++) {
+			const from = { headers: { "cf-connecting-ip": "203.0.113.99" } };
+			expect((await call(`/api/v1/fast/search?q=scan-${run}-${i}`, from)).status).toBe(200);
+			expect((await call(`/api/v1/fast/leaderboard?language=Scan${run}${i}`, from)).status).toBe(200);
+		}
+		const prefix = inject("redisKeyPrefix");
+		for (const [space, slots] of [
+			["search", 4096],
+			["leaderboard", 1024],
+		] as const) {
+			const keys: string[] = [];
+			let cursor = "0";
+			do {
+				const [next, found] = await raw.scan(cursor, { match: `${prefix}${space}:*`, count: 1000 });
+				keys.push(...found);
+				cursor = String(next);
+			} while (cursor !== "0");
+			expect(keys.length).toBeGreaterThan(0);
+			for (const key of keys) {
+				const slot = Number(key.slice(`${prefix}${space}:slot:`.length));
+				expect(key.startsWith(`${prefix}${space}:slot:`), key).toBe(true);
+				expect(slot).toBeLessThan(slots);
+			}
 		}
 	});
 });

@@ -426,3 +426,64 @@ describe("memory tier and shared loads", () => {
 		expect(await raw.pttl(t.redisKey("found"))).toBeGreaterThan(POLICY.freshMs);
 	});
 });
+
+describe("a namespace bounded in Redis (redisSlots)", () => {
+	/** Every Redis key under `match`, by SCAN. */
+	async function keysMatching(match: string): Promise<string[]> {
+		const found: string[] = [];
+		let cursor = "0";
+		do {
+			const [next, keys] = await raw.scan(cursor, { match, count: 1000 });
+			found.push(...keys);
+			cursor = String(next);
+		} while (cursor !== "0");
+		return found;
+	}
+
+	it("a scan of 200 distinct keys leaves at most `slots` entries of at most maxEntryBytes", async () => {
+		const t = setup();
+		const cache = await t.make();
+		const bounded: CachePolicy = { ...POLICY, redisSlots: { slots: 8, maxEntryBytes: 300 } };
+		for (let i = 0; i < 200; i++) {
+			const body = JSON.stringify({ q: `distinct-${i}`, pad: "x".repeat(i % 3 === 0 ? 400 : 50) });
+			expect((await cache.read(bounded, `q-${i}`, t.loader(body))).status).toBe("MISS");
+		}
+		await t.bg.settle();
+		const keys = await keysMatching(`${t.prefix}*`);
+		expect(keys.length).toBeGreaterThan(0);
+		expect(keys.length).toBeLessThanOrEqual(8);
+		for (const key of keys) {
+			expect(key).toMatch(/:t:slot:[0-7]$/);
+			expect(JSON.stringify(await raw.get(key)).length).toBeLessThanOrEqual(300 + 32);
+		}
+		// Without the bound, the same scan leaves one key per query.
+		const u = setup();
+		const open = await u.make();
+		for (let i = 0; i < 50; i++) await open.read(POLICY, `q-${i}`, u.loader(`{"i":${i}}`));
+		await u.bg.settle();
+		expect(await keysMatching(`${u.prefix}*`)).toHaveLength(50);
+	});
+
+	it("a slot holding another key's entry is a miss, never that key's answer; its own is a hit", async () => {
+		const t = setup();
+		const one: CachePolicy = { ...POLICY, redisSlots: { slots: 1, maxEntryBytes: 10_000 } };
+		const writer = await t.make();
+		await writer.read(one, "a", t.loader('"A"'));
+		await writer.read(one, "b", t.loader('"B"'));
+		await t.bg.settle();
+		// Another colo (no edge copy) and isolate (no memory copy): only Redis can answer.
+		clearMemoryTier();
+		const other = new LayeredCache({
+			edge: null,
+			edgeHost: EDGE_HOST,
+			redis: () => createRedis({ url: inject("upstashUrl"), token: inject("upstashToken"), timeoutMs: 300 }),
+			prefix: t.prefix,
+			ctx: t.bg,
+			now: () => 1_000_000,
+			originTimeoutMs: 300,
+		});
+		expect(await other.read(one, "b", t.loader('"B2"'))).toMatchObject({ body: '"B"', tier: "redis" });
+		clearMemoryTier();
+		expect(await other.read(one, "a", t.loader('"A2"'))).toMatchObject({ body: '"A2"', status: "MISS" });
+	});
+});

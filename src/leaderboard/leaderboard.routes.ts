@@ -22,6 +22,9 @@ export const LEADERBOARD_POLICY: CachePolicy = {
 	swrMs: 5 * 60_000,
 	errorMs: 6 * 60 * 60_000,
 	negativeMs: 30_000,
+	// Any language= is accepted (an unknown one is an empty board): at most 1,024 entries of
+	// ≤ 32 KiB in Redis (≤ 32 MiB; a whole board is ~8-15 KB).
+	redisSlots: { slots: 1024, maxEntryBytes: 32 * 1024 },
 };
 
 /** `trending:week:50:python` — language last, lower-cased ("" for all languages). */

@@ -24,6 +24,16 @@ export interface CachePolicy {
 	errorMs: number;
 	/** Freshness of a cached "not found" (null) result. */
 	negativeMs: number;
+	/**
+	 * For a namespace whose keys callers choose freely (search queries, leaderboard parameters):
+	 * its Redis entries live in a fixed number of slots (a key's slot is a hash of it; a write
+	 * takes the slot, a read checks that the slot holds its key), and an entry larger than
+	 * maxEntryBytes is kept out of Redis (memory and edge still cache it). So the namespace
+	 * never holds more than slots × maxEntryBytes in Redis, however many distinct keys are
+	 * requested (issue 11: Upstash bills and caps by stored bytes). Without it, a namespace has
+	 * one Redis key per key (summaries: at most one per repository).
+	 */
+	redisSlots?: { slots: number; maxEntryBytes: number };
 }
 
 export type CacheStatus = "HIT" | "MISS" | "STALE";
@@ -203,6 +213,24 @@ function isEntry(v: unknown): v is CacheEntry {
 	return (typeof e.b === "string" || e.b === null) && typeof e.t === "number" && typeof e.e === "string";
 }
 
+/** The entry a Redis read found, if it is `fullKey`'s (a slot may hold another key's: redisSlots). */
+function ownEntry(policy: CachePolicy, fullKey: string, v: unknown): CacheEntry | undefined {
+	if (!isEntry(v)) return undefined;
+	if (!policy.redisSlots) return v;
+	if ((v as { k?: unknown }).k !== fullKey) return undefined;
+	return { b: v.b, t: v.t, e: v.e };
+}
+
+/** 32-bit FNV-1a of a string's UTF-16 code units: spreads keys over a namespace's slots. */
+function fnv1a(text: string): number {
+	let h = 0x811c9dc5;
+	for (let i = 0; i < text.length; i++) {
+		h ^= text.charCodeAt(i);
+		h = Math.imul(h, 0x01000193);
+	}
+	return h >>> 0;
+}
+
 // KEYS[1] the entry, KEYS[2] its version; ARGV[1] the version the load saw before it read the
 // origin ("" = none), ARGV[2] the entry (JSON), ARGV[3] its TTL in ms. Writes only if no
 // invalidation bumped the version since: an invalidation always wins over a load in flight,
@@ -254,6 +282,16 @@ export class LayeredCache {
 	/** The full key of `key` under `policy`: `${prefix}${policy}:${key}`. */
 	keyOf(policy: CachePolicy, key: string): string {
 		return `${this.deps.prefix}${policy.name}:${key}`;
+	}
+
+	/**
+	 * The Redis key holding `fullKey`'s entry: the key itself, or its slot when the policy bounds
+	 * its namespace (redisSlots).
+	 */
+	private redisKey(policy: CachePolicy, fullKey: string): string {
+		const bound = policy.redisSlots;
+		if (!bound) return fullKey;
+		return `${this.deps.prefix}${policy.name}:slot:${fnv1a(fullKey) % bound.slots}`;
 	}
 
 	/** The Redis key of `fullKey`'s version (bumped by every invalidation). */
@@ -319,12 +357,15 @@ export class LayeredCache {
 	}
 
 	/** The entry and its version in one round trip (MGET), or undefined when Redis is off or failed. */
-	private async readRedis(fullKey: string): Promise<RedisRead | undefined> {
+	private async readRedis(policy: CachePolicy, fullKey: string): Promise<RedisRead | undefined> {
 		const redis = this.deps.redis("read");
 		if (!redis) return undefined;
 		try {
-			const [entry, version] = await redis.mget<[unknown, unknown]>(fullKey, this.versionKey(fullKey));
-			return { entry: isEntry(entry) ? entry : undefined, version: version == null ? "" : String(version) };
+			const [entry, version] = await redis.mget<[unknown, unknown]>(
+				this.redisKey(policy, fullKey),
+				this.versionKey(fullKey),
+			);
+			return { entry: ownEntry(policy, fullKey, entry), version: version == null ? "" : String(version) };
 		} catch (err) {
 			logCacheError("redis read", err);
 			return undefined;
@@ -368,11 +409,15 @@ export class LayeredCache {
 	): Promise<boolean> {
 		const redis = this.deps.redis("write");
 		if (!redis) return true;
+		const bound = policy.redisSlots;
+		const value = JSON.stringify(bound ? { ...entry, k: fullKey } : entry);
+		// Too large for a bounded namespace: this colo's edge copy and the memory tier only.
+		if (bound && value.length > bound.maxEntryBytes) return true;
 		try {
 			const written = await WRITE_IF_UNCHANGED.run<number>(
 				redis,
-				[fullKey, this.versionKey(fullKey)],
-				[version, JSON.stringify(entry), String(this.keepMs(policy, entry))],
+				[this.redisKey(policy, fullKey), this.versionKey(fullKey)],
+				[version, value, String(this.keepMs(policy, entry))],
 			);
 			return Number(written) === 1;
 		} catch (err) {
@@ -470,7 +515,7 @@ export class LayeredCache {
 				if (tier === "memory") entry = fromMemory(fullKey, now);
 				else if (tier === "edge") entry = await this.readEdge(fullKey);
 				else {
-					const got = await this.readRedis(fullKey);
+					const got = await this.readRedis(policy, fullKey);
 					version = got?.version;
 					entry = got?.entry;
 				}
@@ -522,7 +567,7 @@ export class LayeredCache {
 		const found: [CacheTier, CacheEntry | undefined][] = [
 			["memory", fromMemory(fullKey, now)],
 			["edge", await this.readEdge(fullKey)],
-			["redis", (await this.readRedis(fullKey))?.entry],
+			["redis", (await this.readRedis(policy, fullKey))?.entry],
 		];
 		for (const [tier, entry] of found) {
 			if (entry && this.classify(policy, entry, now, {}) !== "expired" && (!best || entry.t > best.entry.t)) {
@@ -573,7 +618,8 @@ export class LayeredCache {
 	redisKeysOf(policy: CachePolicy, keys: string[]): string[] {
 		return keys.flatMap((k) => {
 			const fullKey = this.keyOf(policy, k);
-			return [fullKey, this.versionKey(fullKey)];
+			// A slot holding another key's entry is emptied too: a miss, never a wrong answer.
+			return [this.redisKey(policy, fullKey), this.versionKey(fullKey)];
 		});
 	}
 

@@ -21,6 +21,9 @@ export const SEARCH_POLICY: CachePolicy = {
 	swrMs: 60_000,
 	errorMs: 30 * 60_000,
 	negativeMs: 30_000,
+	// Anyone can ask for any q: at most 4,096 entries of ≤ 32 KiB in Redis (≤ 128 MiB; a
+	// default page is ~5 KB, a 100-result one ~23 KB).
+	redisSlots: { slots: 4096, maxEntryBytes: 32 * 1024 },
 };
 
 /** Keys longer than this (or with anything but printable ASCII) are stored as their SHA-256. */
