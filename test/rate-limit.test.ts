@@ -6,7 +6,13 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import worker from "../src/index";
-import { budgetOf, clientKey, resetRateLimiterState } from "../src/middleware/rate-limit";
+import {
+	budgetOf,
+	clientKey,
+	IPV6_SITE_FACTOR,
+	resetRateLimiterState,
+	siteKey,
+} from "../src/middleware/rate-limit";
 import { errorBody, hs256Token } from "./helpers";
 
 async function send(
@@ -227,5 +233,38 @@ describe("rate-limit keys and budgets (pure)", () => {
 		expect(clientKey("::1")).toBe("ip6:0:0:0:0::/64");
 		expect(clientKey("::ffff:203.0.113.5")).toBe("ip:203.0.113.5");
 		expect(clientKey("::ffff:198.51.100.7")).toBe("ip:198.51.100.7");
+		expect(siteKey(clientKey("2001:db8:1:2:3:4:5:6"))).toBe("ip6:2001:db8:1::/48");
+		expect(siteKey(clientKey("2001:db8::1"))).toBe("ip6:2001:db8:0::/48");
+		expect(siteKey(clientKey("203.0.113.9"))).toBeUndefined();
+		expect(siteKey("sub:2001:db8:1:2::/64")).toBeUndefined();
+	});
+
+	it("an IPv6 /48 spreading over its /64s shares one budget of 16 /64s; another /48 is served", async () => {
+		const bindings = limited({ RATE_LIMIT_SEARCH: "2/60" });
+		const site = Array.from(crypto.getRandomValues(new Uint16Array(2)), (g) => g.toString(16)).join(":");
+		let allowed = 0;
+		let refusedBySite = 0;
+		// 24 /64s of one /48, each within its own budget (2): 48 requests against the /48's 32.
+		for (let net = 0; net < 24; net++) {
+			for (let i = 0; i < 2; i++) {
+				const res = await send(bindings, "/api/v1/fast/search?q=rust", {
+					ip: `2001:${site}:${net.toString(16)}::1`,
+				});
+				if (res.status === 200) {
+					allowed++;
+					await res.body?.cancel();
+				} else {
+					expect(res.status).toBe(429);
+					const error = await errorBody(res);
+					expect(error.code).toBe("rate_limited");
+					if (error.message.includes("from this /48")) refusedBySite++;
+				}
+			}
+		}
+		expect(allowed).toBe(2 * IPV6_SITE_FACTOR);
+		expect(refusedBySite).toBe(48 - 2 * IPV6_SITE_FACTOR);
+		// A host in another /48 is not affected.
+		const other = await send(bindings, "/api/v1/fast/search?q=rust", { ip: `2002:${site}:1::1` });
+		expect(other.status).toBe(200);
 	});
 });

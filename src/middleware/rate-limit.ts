@@ -1,7 +1,9 @@
 // Rate limits for /api/v1: a sliding-window counter per budget and caller, kept in Upstash
 // Redis so every isolate and colo shares it.
 //   caller   the token's subject when the request carries a valid token ("sub:<sub>"), else the
-//            client IP (CF-Connecting-IP; IPv6 by its /64, since one host holds a whole /64)
+//            client IP (CF-Connecting-IP; IPv6 by its /64, since one host holds a whole /64).
+//            An IPv6 caller also spends from its /48's budget, IPV6_SITE_FACTOR times its own:
+//            a /48 is one site's allocation (65,536 /64s), so it cannot multiply its budget.
 //   budgets  search (/api/v1/fast/search), events (/api/v1/events), read (everything else),
 //            each "<requests>/<seconds>" from RATE_LIMIT_SEARCH, RATE_LIMIT_READ, RATE_LIMIT_EVENTS
 //   window   two fixed windows weighted by how far the current one has run (Cloudflare's
@@ -71,6 +73,20 @@ let lastWarnAt = 0;
 const blocked = new Map<string, number>();
 const BLOCKED_MAX = 10_000;
 
+/** How many /64 budgets the /48 around them may spend in all. */
+export const IPV6_SITE_FACTOR = 16;
+
+/** The expanded, zero-trimmed groups of an IPv6 address (8 of them, or fewer when malformed). */
+function ipv6Groups(ip: string): string[] {
+	const [head = "", tail = ""] = ip.toLowerCase().split("::", 2);
+	const h = head ? head.split(":") : [];
+	const t = ip.includes("::") && tail ? tail.split(":") : [];
+	const groups = ip.includes("::")
+		? [...h, ...Array(Math.max(0, 8 - h.length - t.length)).fill("0"), ...t]
+		: h;
+	return groups.map((g) => g.replace(/^0+(?=.)/, ""));
+}
+
 /** The part of an IPv6 address that identifies a host: its /64. */
 export function clientKey(ip: string | undefined): string {
 	if (!ip) return "ip:unknown";
@@ -78,16 +94,13 @@ export function clientKey(ip: string | undefined): string {
 	// An IPv4-mapped IPv6 address (::ffff:203.0.113.5) is that IPv4 client.
 	const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
 	if (mapped) return `ip:${mapped[1]}`;
-	const [head = "", tail = ""] = ip.toLowerCase().split("::", 2);
-	const h = head ? head.split(":") : [];
-	const t = ip.includes("::") && tail ? tail.split(":") : [];
-	const groups = ip.includes("::")
-		? [...h, ...Array(Math.max(0, 8 - h.length - t.length)).fill("0"), ...t]
-		: h;
-	return `ip6:${groups
-		.slice(0, 4)
-		.map((g) => g.replace(/^0+(?=.)/, ""))
-		.join(":")}::/64`;
+	return `ip6:${ipv6Groups(ip).slice(0, 4).join(":")}::/64`;
+}
+
+/** The /48 an IPv6 caller key (clientKey) belongs to, or undefined for any other caller. */
+export function siteKey(caller: string): string | undefined {
+	const m = /^ip6:([0-9a-f]{1,4}:[0-9a-f]{1,4}:[0-9a-f]{1,4}):[0-9a-f]{1,4}::\/64$/.exec(caller);
+	return m ? `ip6:${m[1]}::/48` : undefined;
 }
 
 async function callerOf(c: Context<AppEnv>): Promise<string> {
@@ -218,19 +231,43 @@ async function flush(
  * flight between two syncs.
  */
 export const rateLimit = createMiddleware<AppEnv>(async (c, next) => {
-	const { config, keys, ctx } = c.get("deps");
+	const { config } = c.get("deps");
 	const name = budgetOf(c.req.path);
 	const budget = config.rateLimits[name];
 	// No store configured (local runs without Redis): nothing to count against.
 	if (!budget || !config.redis) return next();
-	const now = Date.now();
 	const caller = await callerOf(c);
+	const decision = await spend(c, name, budget, caller);
+	if (decision && !decision.allowed) return reject(name, budget, decision);
+	const site = siteKey(caller);
+	if (site) {
+		const siteBudget = { limit: budget.limit * IPV6_SITE_FACTOR, windowS: budget.windowS };
+		const shared = await spend(c, name, siteBudget, site);
+		if (shared && !shared.allowed) return reject(name, siteBudget, shared, "from this /48");
+	}
+	// The caller's own budget in the headers (null: the store failed just now, fail open).
+	if (decision) setHeaders(c, name, budget, decision);
+	await next();
+});
+
+/**
+ * Spends one request of `caller`'s `budget` (or refuses it): the decision, or null when the
+ * store failed on this request (allowed, fail open; counted locally from here on).
+ */
+async function spend(
+	c: Context<AppEnv>,
+	name: BudgetName,
+	budget: RateBudget,
+	caller: string,
+): Promise<Decision | null> {
+	const { keys, ctx } = c.get("deps");
+	const now = Date.now();
 	const id = `${name}|${caller}`;
 	const blockedUntil = blocked.get(id);
 	if (blockedUntil !== undefined) {
 		if (blockedUntil > now) {
 			const resetS = Math.max(1, Math.ceil((blockedUntil - now) / 1000));
-			return reject(name, budget, { allowed: false, remaining: 0, resetS });
+			return { allowed: false, remaining: 0, resetS };
 		}
 		blocked.delete(id);
 	}
@@ -290,20 +327,19 @@ export const rateLimit = createMiddleware<AppEnv>(async (c, next) => {
 			// Allowed (fail open), and counted locally from here on while the store is down.
 			if (known.size >= KNOWN_MAX) known.clear();
 			known.set(id, { index, cur: 0, prev: 0, pending: 1, flushingSince: 0 });
-			return next();
+			return null;
 		}
 	}
 	if (!decision.allowed) {
 		if (blocked.size >= BLOCKED_MAX) blocked.clear();
 		blocked.set(id, now + decision.resetS * 1000);
-		return reject(name, budget, decision);
 	}
-	setHeaders(c, name, budget, decision);
-	await next();
-});
+	return decision;
+}
 
-function reject(name: BudgetName, budget: RateBudget, d: Decision): never {
-	throw new ApiError("rate_limited", `too many ${name} requests; retry in ${d.resetS} s`, {
+function reject(name: BudgetName, budget: RateBudget, d: Decision, scope = ""): never {
+	const from = scope ? ` ${scope}` : "";
+	throw new ApiError("rate_limited", `too many ${name} requests${from}; retry in ${d.resetS} s`, {
 		headers: {
 			"Retry-After": String(d.resetS),
 			"RateLimit-Policy": `"${name}";q=${budget.limit};w=${budget.windowS}`,
