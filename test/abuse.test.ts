@@ -11,17 +11,21 @@
 //   is bounded after normalisation; leaderboard limits are cut from one cached ranking.
 //   Redis key space: a scan of distinct anonymous searches and leaderboards lands in the
 //   namespaces' fixed slots.
+//   JWKS storm: tokens with random kids, and a provider that is down, cost one JWKS fetch per
+//   isolate per cooldown; tokens with the provider's real kid keep being accepted.
 // (A repository stream of this file's own, so other files' tests do not share the attacked hub;
 // the global stream runs the same hub code.)
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { Redis } from "@upstash/redis/cloudflare";
 import { sql } from "drizzle-orm";
+import { importJWK, SignJWT } from "jose";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { boundedRead, createDb, createPool } from "../src/db/client";
 import worker from "../src/index";
+import { resetJwksState } from "../src/middleware/jwks";
 import { LIMITS } from "../src/realtime/protocol";
-import { call, errorBody, hs256Token } from "./helpers";
+import { AUDIENCE, call, errorBody, hs256Token, ISSUER, idpToken } from "./helpers";
 import {
 	GLOBAL,
 	type OpenOptions,
@@ -323,5 +327,73 @@ describe("Redis key space", () => {
 				expect(slot).toBeLessThan(slots);
 			}
 		}
+	});
+});
+
+describe("JWKS fetch storms", () => {
+	const base = new URL(inject("jwksUrl")).origin;
+	const fetchesOf = async (name: string) =>
+		((await (await fetch(`${base}/jwks-count/${name}`)).json()) as { count: number }).count;
+
+	/** A token signed with the provider's RS256 key but naming a kid it does not have. */
+	async function randomKidToken(): Promise<string> {
+		const jwk = inject("jwksPrivateKeys").RS256;
+		return new SignJWT({ role: "user" })
+			.setProtectedHeader({ alg: "RS256", kid: crypto.randomUUID(), typ: "JWT" })
+			.setIssuer(ISSUER)
+			.setAudience(AUDIENCE)
+			.setSubject("storm")
+			.setIssuedAt()
+			.setExpirationTime("5m")
+			.sign(await importJWK(jwk, "RS256"));
+	}
+
+	async function me(bindings: Partial<Env>, token: string): Promise<Response> {
+		const ctx = createExecutionContext();
+		const res = await worker.fetch(
+			new Request("http://gitinsight.test/api/v1/me", { headers: { authorization: `Bearer ${token}` } }),
+			{ ...env, ...bindings },
+			ctx,
+		);
+		await waitOnExecutionContext(ctx);
+		return res;
+	}
+
+	it("60 unknown kids, 20 at a time: one fetch; the real kid is still accepted", async () => {
+		resetJwksState();
+		const name = `storm-${crypto.randomUUID()}`;
+		const bindings = { JWT_JWKS_URL: `${base}/jwks/${name}.json` };
+		const legit = await idpToken("RS256", { sub: "storm-legit" });
+		expect((await me(bindings, legit)).status).toBe(200);
+		for (let wave = 0; wave < 3; wave++) {
+			const answers = await Promise.all(
+				Array.from({ length: 20 }, async () => me(bindings, await randomKidToken())),
+			);
+			for (const res of answers) {
+				expect(res.status).toBe(401);
+				expect((await errorBody(res)).message).toBe("no key matches the token");
+			}
+			expect((await me(bindings, legit)).status).toBe(200);
+		}
+		expect(await fetchesOf(name)).toBe(1);
+	});
+
+	it("a provider that is down: one failed fetch per cooldown, every token 503 with Retry-After", async () => {
+		resetJwksState();
+		const name = `down-${crypto.randomUUID()}`;
+		const bindings = { JWT_JWKS_URL: `${base}/jwks-down/${name}.json` };
+		const answers = await Promise.all(
+			Array.from({ length: 30 }, async (_, i) =>
+				me(bindings, i % 2 ? await randomKidToken() : await idpToken("ES256")),
+			),
+		);
+		for (const res of answers) {
+			expect(res.status).toBe(503);
+			expect(res.headers.get("retry-after")).toBe("5");
+			expect((await errorBody(res)).code).toBe("service_unavailable");
+		}
+		expect(await fetchesOf(name)).toBe(1);
+		// HS256 tokens do not need the provider and are still served.
+		expect((await me(bindings, await hs256Token({ sub: "storm-hs" }))).status).toBe(200);
 	});
 });

@@ -1,6 +1,8 @@
 // Test-only stand-ins for the Worker's other outbound dependencies: an identity provider's JWKS
 // endpoint (RS256, ES256 and EdDSA keys generated per run), the Python analysis API's health
-// endpoint, and an endpoint that never answers (for timeout tests).
+// endpoint, and an endpoint that never answers (for timeout tests). Counted copies of the JWKS
+// endpoint, one per name a test picks: /jwks/<name>.json serves the keys, /jwks-down/<name>.json
+// answers 503, and /jwks-count/<name> says how many times either was fetched.
 import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
@@ -29,12 +31,21 @@ export async function startAuxServer(port = 0): Promise<AuxServer> {
 	const [rs, es, ed] = await Promise.all([keyPair("RS256"), keyPair("ES256"), keyPair("EdDSA")]);
 	const jwks = JSON.stringify({ keys: [rs.pub, es.pub, ed.pub] });
 	const hanging = new Set<ServerResponse>();
+	const fetches = new Map<string, number>();
+	const count = (name: string) => fetches.set(name, (fetches.get(name) ?? 0) + 1);
 	const json = (res: ServerResponse, status: number, body: string) => {
 		res.writeHead(status, { "content-type": "application/json" }).end(body);
 	};
 	const server = createServer((req, res) => {
 		const path = new URL(req.url ?? "/", "http://x").pathname;
 		if (path === "/.well-known/jwks.json") return json(res, 200, jwks);
+		const counted = /^\/(jwks|jwks-down)\/([\w-]{1,64})\.json$/.exec(path);
+		if (counted?.[2]) {
+			count(counted[2]);
+			return counted[1] === "jwks" ? json(res, 200, jwks) : json(res, 503, '{"error":"down"}');
+		}
+		const asked = /^\/jwks-count\/([\w-]{1,64})$/.exec(path);
+		if (asked?.[1]) return json(res, 200, JSON.stringify({ count: fetches.get(asked[1]) ?? 0 }));
 		if (path === "/python/health") return json(res, 200, '{"status":"healthy"}');
 		if (path === "/python-down/health") return json(res, 503, '{"status":"unhealthy"}');
 		if (path.startsWith("/hang")) {

@@ -5,9 +5,10 @@
 //   never accepted. iss, aud, exp and nbf are checked with a small clock tolerance.
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
-import { createRemoteJWKSet, decodeProtectedHeader, errors, type JWTPayload, jwtVerify } from "jose";
+import { decodeProtectedHeader, errors, type JWTPayload, jwtVerify } from "jose";
 import type { AppEnv, Config } from "../env";
 import { ApiError } from "../errors";
+import { jwksFor } from "./jwks";
 
 export const ROLES = ["user", "admin", "service"] as const;
 export type Role = (typeof ROLES)[number];
@@ -22,18 +23,6 @@ export interface Principal {
 const ASYMMETRIC_ALGS = ["RS256", "ES256", "EdDSA"];
 const CLOCK_TOLERANCE_S = 30;
 const REALM = 'Bearer realm="gitinsight-edge"';
-
-// Isolate-scoped JWKS sets keyed by URL: they hold only public keys and jose refreshes them
-// itself (cached for 10 min, refetched at most every 30 s on an unknown kid).
-const jwksSets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
-function jwksFor(url: string) {
-	let set = jwksSets.get(url);
-	if (!set) {
-		set = createRemoteJWKSet(new URL(url), { timeoutDuration: 2000, cooldownDuration: 30_000 });
-		jwksSets.set(url, set);
-	}
-	return set;
-}
 
 // Isolate-scoped HMAC keys keyed by the configured secret: importing the key costs about as
 // much as verifying a signature, so it is done once per isolate instead of once per request.
