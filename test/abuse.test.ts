@@ -11,6 +11,8 @@
 //   is bounded after normalisation; leaderboard limits are cut from one cached ranking.
 //   Redis key space: a scan of distinct anonymous searches and leaderboards lands in the
 //   namespaces' fixed slots.
+//   public global stream: anonymous viewers get only the public part of an event's data, live
+//   and replayed, while the repository stream (token) gets all of it.
 //   JWKS storm: tokens with random kids, and a provider that is down, cost one JWKS fetch per
 //   isolate per cooldown; tokens with the provider's real kid keep being accepted.
 // (A repository stream of this file's own, so other files' tests do not share the attacked hub;
@@ -44,6 +46,12 @@ beforeAll(async () => {
 	[repo = "", hoarded = ""] = await seededRepos(250, 2);
 	token = await hs256Token({ sub: "abuse-viewer" });
 });
+
+/** Closes the sockets and waits for each close handshake (none is left open at teardown). */
+async function closeAll(sockets: TestSocket[]): Promise<void> {
+	for (const s of sockets) s.close();
+	await Promise.all(sockets.map((s) => s.closed));
+}
 
 const REPLAY_MARK = ',"replay":true}';
 
@@ -149,11 +157,6 @@ describe("socket hoarding", () => {
 			out.push(...(await Promise.all(wave)));
 		}
 		return out;
-	}
-
-	async function closeAll(sockets: TestSocket[]): Promise<void> {
-		for (const s of sockets) s.close();
-		await Promise.all(sockets.map((s) => s.closed));
 	}
 
 	async function expectCapped(path: string, opts: OpenOptions): Promise<void> {
@@ -395,5 +398,44 @@ describe("JWKS fetch storms", () => {
 		expect(await fetchesOf(name)).toBe(1);
 		// HS256 tokens do not need the provider and are still served.
 		expect((await me(bindings, await hs256Token({ sub: "storm-hs" }))).status).toBe(200);
+	});
+});
+
+describe("the public global stream", () => {
+	it("carries only the allow-listed scalar data of an event, live and replayed; the repository stream all of it", async () => {
+		const path = `${GLOBAL}?shard=1`;
+		const anonymous = await TestSocket.open(path);
+		const welcome = await anonymous.nextOf("welcome");
+		const member = await TestSocket.open(repoStream(hoarded), { token });
+		await member.nextOf("welcome");
+		const id = `public-${crypto.randomUUID()}`;
+		const data = {
+			insights_added: 5,
+			analysis_duration: "4m32s",
+			status: "done",
+			title: "t".repeat(300),
+			access_token: "s3cr3t",
+			owner_email: "someone@example.com",
+			progress: { done: 3 },
+			score: Number.NaN,
+		};
+		const res = await postEvent({ id, type: "analysis_completed", repository_id: hoarded, data });
+		expect(res.status).toBe(202);
+		const live = await anonymous.nextEvent((e) => e.id === id);
+		expect(live.data).toEqual({ status: "done", insights_added: 5, analysis_duration: "4m32s" });
+		expect(live.repository_id).toBe(hoarded);
+		const full = await member.nextEvent((e) => e.id === id);
+		expect(full.data).toMatchObject({
+			access_token: "s3cr3t",
+			owner_email: "someone@example.com",
+			title: data.title,
+		});
+		// What the shard logged is the public part too: a replay shows no more.
+		const late = await TestSocket.open(`${path}&since=${welcome.seq}`);
+		const replayed = await late.nextEvent((e) => e.id === id);
+		expect(replayed.replay).toBe(true);
+		expect(JSON.stringify(replayed)).not.toContain("s3cr3t");
+		expect(replayed.data).toEqual(live.data);
+		await closeAll([anonymous, member, late]);
 	});
 });

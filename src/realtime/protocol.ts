@@ -141,6 +141,49 @@ export interface HubEvent {
 	data: Record<string, unknown>;
 }
 
+/**
+ * The keys of an event's `data` that the public global stream carries, with scalar values only
+ * (strings up to PUBLIC_STRING_CHARS, finite numbers, booleans), at most PUBLIC_DATA_BYTES of
+ * them in all, in this order. Everything else stays on the repository stream, which needs a
+ * token: anyone may watch the global stream, and it is where every event goes.
+ */
+export const PUBLIC_DATA_KEYS = [
+	"status",
+	"stage",
+	"progress",
+	"insights_added",
+	"analysis_duration",
+	"kind",
+	"title",
+	"language",
+	"stars",
+	"forks",
+	"score",
+	"url",
+] as const;
+const PUBLIC_STRING_CHARS = 256;
+/** Bounds a global frame (~1.5 KB with its envelope), so a broadcast to a full shard is bounded. */
+export const PUBLIC_DATA_BYTES = 1024;
+
+/** The event as the global stream carries it: `data` cut to its public part (PUBLIC_DATA_KEYS). */
+export function publicEvent(event: HubEvent): HubEvent {
+	const data: Record<string, unknown> = {};
+	let bytes = 2;
+	for (const key of PUBLIC_DATA_KEYS) {
+		const value = event.data[key];
+		const scalar =
+			(typeof value === "string" && value.length <= PUBLIC_STRING_CHARS) ||
+			(typeof value === "number" && Number.isFinite(value)) ||
+			typeof value === "boolean";
+		if (!scalar) continue;
+		const size = JSON.stringify(key).length + JSON.stringify(value).length + 2;
+		if (bytes + size > PUBLIC_DATA_BYTES) break;
+		data[key] = value;
+		bytes += size;
+	}
+	return { ...event, data };
+}
+
 /** One hub's answer for one published event. */
 export interface PublishResult {
 	id: string;

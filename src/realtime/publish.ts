@@ -8,7 +8,7 @@
 // the missing hubs without delivering twice.
 import type { Config } from "../env";
 import { ApiError } from "../errors";
-import type { EventInput, HubEvent, PublishResult } from "./protocol";
+import { type EventInput, type HubEvent, type PublishResult, publicEvent } from "./protocol";
 import type { Forwarded, PublishOptions } from "./repo-hub.do";
 
 export interface Delivery {
@@ -117,7 +117,8 @@ export async function deliver(env: Env, config: Config, events: HubEvent[]): Pro
 	const groups = [...groupByRepository(events)];
 	const shards = config.GLOBAL_HUB_SHARDS;
 	const repoCalls = groups.map(([id, list]) => repoHub(env, id).publish(list.map((x) => x.event)));
-	const shardCalls = Array.from({ length: shards }, (_, n) => shardHub(env, n).publish(events));
+	const global = events.map(publicEvent);
+	const shardCalls = Array.from({ length: shards }, (_, n) => shardHub(env, n).publish(global));
 	const settled = await Promise.allSettled([...repoCalls, ...shardCalls]);
 	const failed = settled.flatMap((s, i) => {
 		if (s.status === "fulfilled") return [];

@@ -18,7 +18,7 @@ import { invalidateInRedis, logCacheError } from "../lib/cache";
 import { redisFor } from "../lib/redis";
 import { Coalescer } from "./coalesce";
 import { Hub } from "./hub";
-import type { HubEvent, PublishResult } from "./protocol";
+import { type HubEvent, type PublishResult, publicEvent } from "./protocol";
 
 /** Events per forward call (see Coalescer.maxItems: 200 × 64 KB is within the RPC limit). */
 const FORWARD_MAX_EVENTS = 200;
@@ -62,8 +62,10 @@ export class RepoHub extends Hub {
 				);
 		}
 		const repository = this.publish(events);
+		// The shards carry the public part of each event only (publicEvent).
+		const forwarded = events.map(publicEvent);
 		const global = await Promise.all(
-			Array.from({ length: opts.shards }, (_, n) => this.#forwarder(n).submit(events)),
+			Array.from({ length: opts.shards }, (_, n) => this.#forwarder(n).submit(forwarded)),
 		);
 		return { repository, global, invalidated };
 	}
