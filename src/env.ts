@@ -69,6 +69,8 @@ const ConfigSchema = z.object({
 				.filter(Boolean),
 		),
 	HEALTH_TIMEOUT_MS: z.coerce.number().int().min(50).max(10_000).default(1500),
+	// /health answers from probes at most this old (per isolate); 0 probes on every request.
+	HEALTH_CACHE_MS: z.coerce.number().int().min(0).max(60_000).default(5_000),
 	// Postgres cancels a search or leaderboard statement after this; below the cache's 5 s
 	// origin timeout, so no read outlives the request that gave up on it (readSettings).
 	SQL_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(1).max(4_000).default(3_000),

@@ -13,6 +13,8 @@
 //   namespaces' fixed slots.
 //   public global stream: anonymous viewers get only the public part of an event's data, live
 //   and replayed, while the repository stream (token) gets all of it.
+//   ticket replay: a used ticket stays used through the clock tolerance after its expiry.
+//   /health flood: the backends are probed once per isolate per HEALTH_CACHE_MS.
 //   JWKS storm: tokens with random kids, and a provider that is down, cost one JWKS fetch per
 //   isolate per cooldown; tokens with the provider's real kid keep being accepted.
 // (A repository stream of this file's own, so other files' tests do not share the attacked hub;
@@ -437,5 +439,58 @@ describe("the public global stream", () => {
 		expect(JSON.stringify(replayed)).not.toContain("s3cr3t");
 		expect(replayed.data).toEqual(live.data);
 		await closeAll([anonymous, member, late]);
+	});
+});
+
+describe("stream tickets", () => {
+	it("a used ticket cannot be presented again in the 5 s of clock tolerance after it expires", async () => {
+		const exp = Math.floor(Date.now() / 1000) + 1;
+		const ticket = await new SignJWT({ roles: ["user"], tgt: `repository:${hoarded}` })
+			.setProtectedHeader({ alg: "HS256", typ: "gi-stream-ticket+jwt" })
+			.setIssuer(ISSUER)
+			.setAudience(`${AUDIENCE}#stream-ticket`)
+			.setSubject("ticket-replayer")
+			.setJti(crypto.randomUUID())
+			.setIssuedAt()
+			.setExpirationTime(exp)
+			.sign(new TextEncoder().encode(inject("jwtSecret")));
+		const first = await TestSocket.open(repoStream(hoarded, `?ticket=${ticket}`));
+		await first.nextOf("welcome");
+		// Past exp, inside the tolerance: the signature and claims still verify.
+		await new Promise((resolve) => setTimeout(resolve, Math.max(0, exp * 1000 - Date.now()) + 1_500));
+		const again = await exports.default.fetch(upgradeRequest(repoStream(hoarded, `?ticket=${ticket}`)));
+		expect(again.status).toBe(401);
+		expect((await errorBody(again)).message).toBe("the ticket was already used");
+		await closeAll([first]);
+	});
+});
+
+describe("/health flood", () => {
+	it("60 requests, 20 at a time: the backends are probed once; every answer is served", async () => {
+		const base = new URL(inject("jwksUrl")).origin;
+		const name = `health-${crypto.randomUUID()}`;
+		// A fresh env object: its own parsed config, so its own probe memo.
+		const flooded = { ...env, PYTHON_API_URL: `${base}/python-counted/${name}` };
+		const checkedAt = new Set<string>();
+		for (let wave = 0; wave < 3; wave++) {
+			const answers = await Promise.all(
+				Array.from({ length: 20 }, async () => {
+					const ctx = createExecutionContext();
+					const res = await worker.fetch(new Request("http://gitinsight.test/health"), flooded, ctx);
+					await waitOnExecutionContext(ctx);
+					return res;
+				}),
+			);
+			for (const res of answers) {
+				expect(res.status).toBe(200);
+				const body = (await res.json()) as { status: string; checked_at: string };
+				expect(body.status).toBe("healthy");
+				checkedAt.add(body.checked_at);
+			}
+		}
+		const probes = ((await (await fetch(`${base}/jwks-count/python-${name}`)).json()) as { count: number })
+			.count;
+		expect(probes).toBe(1);
+		expect(checkedAt.size).toBe(1);
 	});
 });

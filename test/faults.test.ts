@@ -111,6 +111,8 @@ async function scenario(overrides: Partial<Env> = {}): Promise<Scenario> {
 			DATABASE_URL: url.toString(),
 			UPSTASH_REDIS_REST_TOKEN: redisToken,
 			REDIS_KEY_PREFIX: prefix,
+			// Every /health here must probe now: the faults change between calls.
+			HEALTH_CACHE_MS: "0",
 			...overrides,
 		},
 		pgHost,

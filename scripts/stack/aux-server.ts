@@ -2,7 +2,8 @@
 // endpoint (RS256, ES256 and EdDSA keys generated per run), the Python analysis API's health
 // endpoint, and an endpoint that never answers (for timeout tests). Counted copies of the JWKS
 // endpoint, one per name a test picks: /jwks/<name>.json serves the keys, /jwks-down/<name>.json
-// answers 503, and /jwks-count/<name> says how many times either was fetched.
+// answers 503, and /jwks-count/<name> says how many times either was fetched; likewise the
+// Python API's /python-counted/<name>/health, counted as /jwks-count/python-<name>.
 import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
@@ -43,6 +44,11 @@ export async function startAuxServer(port = 0): Promise<AuxServer> {
 		if (counted?.[2]) {
 			count(counted[2]);
 			return counted[1] === "jwks" ? json(res, 200, jwks) : json(res, 503, '{"error":"down"}');
+		}
+		const python = /^\/python-counted\/([\w-]{1,64})\/health$/.exec(path);
+		if (python?.[1]) {
+			count(`python-${python[1]}`);
+			return json(res, 200, '{"status":"healthy"}');
 		}
 		const asked = /^\/jwks-count\/([\w-]{1,64})$/.exec(path);
 		if (asked?.[1]) return json(res, 200, JSON.stringify({ count: fetches.get(asked[1]) ?? 0 }));

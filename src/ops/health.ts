@@ -1,11 +1,15 @@
 // GET /health: liveness plus a bounded probe of each dependency (Neon Postgres, Upstash Redis,
 // the Python analysis API). healthy → 200, degraded (an optional dependency failing) → 200,
 // unhealthy (Postgres unreachable) → 503. Every probe is capped at HEALTH_TIMEOUT_MS.
+// The endpoint is public, so the probes are not run per request: an isolate runs them at most
+// once per HEALTH_CACHE_MS (one run in flight, shared) and answers from that result meanwhile,
+// with `checked_at` saying when it was taken; a flood of /health costs the backends one probe
+// per isolate per interval (issue 11).
 import { sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { Deps } from "../deps";
-import type { AppEnv } from "../env";
+import type { AppEnv, Config } from "../env";
 import { isolateFigures } from "../lib/isolate";
 import type { ApiOperation } from "../lib/openapi";
 import { withTimeout } from "../lib/timeout";
@@ -80,6 +84,28 @@ export async function checkHealth(deps: Deps) {
 	return { status, checks };
 }
 
+type Probed = Awaited<ReturnType<typeof checkHealth>> & { checkedAt: number };
+
+// Per isolate and parsed config: the last probe run (in flight or done) and when it started.
+const lastRun = new WeakMap<Config, { at: number; result: Promise<Probed> }>();
+
+/** The probes' result, at most HEALTH_CACHE_MS old (0: probed for this request). */
+export async function probedHealth(deps: Deps, now: number): Promise<Probed> {
+	const { config } = deps;
+	const memo = lastRun.get(config);
+	if (memo && now - memo.at < config.HEALTH_CACHE_MS) {
+		try {
+			// A run whose request was cancelled may never settle: wait for it at most its own bound.
+			return await withTimeout(memo.result, config.HEALTH_TIMEOUT_MS + 500, "shared health probe");
+		} catch {
+			// Probe for this request instead (below), and share that one from now on.
+		}
+	}
+	const result = checkHealth(deps).then((r) => ({ ...r, checkedAt: now }));
+	if (config.HEALTH_CACHE_MS > 0) lastRun.set(config, { at: now, result });
+	return result;
+}
+
 /** Which tiers of the read cache this request's isolate and hostname actually have. */
 export function cacheTiers(deps: Deps) {
 	const { config, edgeTier } = deps;
@@ -94,12 +120,13 @@ export function cacheTiers(deps: Deps) {
 export const health = new Hono<AppEnv>().get("/", async (c) => {
 	const now = Date.now();
 	const { startedAt } = isolateFigures(now);
-	const { status, checks } = await checkHealth(c.get("deps"));
+	const { status, checks, checkedAt } = await probedHealth(c.get("deps"), now);
 	c.header("Cache-Control", "no-store");
 	return c.json(
 		{
 			status,
 			timestamp: new Date(now).toISOString(),
+			checked_at: new Date(checkedAt).toISOString(),
 			version: c.get("deps").config.APP_VERSION,
 			uptime: formatUptime(now - startedAt),
 			dependencies: {
@@ -123,6 +150,9 @@ const CheckSchema = z.object({
 export const HealthResponse = z.object({
 	status: z.enum(["healthy", "degraded", "unhealthy"]),
 	timestamp: z.string(),
+	checked_at: z
+		.string()
+		.describe("when the dependency probes were run (at most HEALTH_CACHE_MS before timestamp)"),
 	version: z.string(),
 	uptime: z.string().describe("Go-style duration since this isolate's first request, e.g. 72h15m30s"),
 	dependencies: z.object({

@@ -6,7 +6,7 @@
 // Tables (see README "Durable Objects"):
 //   hub_events(seq PK, id, type, at, frame) the replay log; frame = the JSON sent live
 //   hub_event_ids(id PK, seq, at)           ids seen (dedupe), kept longer than the log
-//   hub_tickets(jti PK, exp)                tickets already used, until they expire
+//   hub_tickets(jti PK, exp)                tickets already used, until exp (the Worker passes exp + tolerance)
 import type { HubEvent, PublishResult } from "./protocol";
 import { type CatchUp, type LogWindow, planCatchUp } from "./replay";
 

@@ -12,6 +12,8 @@ import { bearerToken, type Principal, ROLES, type Role, verifyToken } from "../m
 import { LIMITS, SUBPROTOCOL } from "./protocol";
 
 const TICKET_TYP = "gi-stream-ticket+jwt";
+/** Clock skew a ticket's exp is allowed; its used-ticket row must outlive exp by as much. */
+const TICKET_CLOCK_TOLERANCE_S = 5;
 const REALM = 'Bearer realm="gitinsight-edge"';
 const URL_TOKEN_PARAMS = ["token", "access_token", "jwt", "bearer", "authorization"];
 
@@ -70,7 +72,7 @@ async function verifyTicket(ticket: string, config: Config, target: string): Pro
 			typ: TICKET_TYP,
 			issuer: config.JWT_ISSUER,
 			audience: ticketAudience(config),
-			clockTolerance: 5,
+			clockTolerance: TICKET_CLOCK_TOLERANCE_S,
 			requiredClaims: ["exp", "sub", "jti"],
 		}));
 	} catch (err) {
@@ -87,7 +89,9 @@ async function verifyTicket(ticket: string, config: Config, target: string): Pro
 		: [];
 	return {
 		principal: { sub: String(payload.sub), roles, via: "hs256" },
-		ticket: { jti: String(payload.jti), expMs: (payload.exp ?? 0) * 1000 },
+		// Kept as used until the ticket cannot verify anywhere: exp plus the clock tolerance (and
+		// a second of margin), so it cannot be presented again in the tolerance window.
+		ticket: { jti: String(payload.jti), expMs: ((payload.exp ?? 0) + TICKET_CLOCK_TOLERANCE_S + 1) * 1000 },
 	};
 }
 
