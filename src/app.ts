@@ -1,5 +1,6 @@
 // The Hono app: middleware order, feature mounts, one error envelope for everything.
 import { Hono } from "hono";
+import { secureHeaders } from "hono/secure-headers";
 import { type AppEnv, configProblem } from "./env";
 import { methodNotAllowed, notFound, onError } from "./errors";
 import { leaderboard } from "./leaderboard/leaderboard.routes";
@@ -28,6 +29,17 @@ export function createApp() {
 		const problem = configProblem(c.env);
 		return problem ? c.text("misconfigured", 503) : c.text("pong");
 	});
+	// Every other response, errors included: HSTS, nosniff, no framing (a JSON API and two pages
+	// that are never embedded), a CSP that lets a JSON body load nothing. The pages (/docs, /live)
+	// set their own CSP, kept (overwrite: false), each with frame-ancestors 'none'.
+	app.use(
+		secureHeaders({
+			strictTransportSecurity: "max-age=31536000; includeSubDomains",
+			xFrameOptions: "DENY",
+			contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
+			overwrite: false,
+		}),
+	);
 	app.use(requestContext);
 	app.use(cors);
 	app.use("/api/v1/*", rateLimit);

@@ -15,6 +15,7 @@
 //   and replayed, while the repository stream (token) gets all of it.
 //   ticket replay: a used ticket stays used through the clock tolerance after its expiry.
 //   /health flood: the backends are probed once per isolate per HEALTH_CACHE_MS.
+//   security headers: HSTS, nosniff, no framing on every response, errors and pages included.
 //   JWKS storm: tokens with random kids, and a provider that is down, cost one JWKS fetch per
 //   isolate per cooldown; tokens with the provider's real kid keep being accepted.
 // (A repository stream of this file's own, so other files' tests do not share the attacked hub;
@@ -492,5 +493,34 @@ describe("/health flood", () => {
 			.count;
 		expect(probes).toBe(1);
 		expect(checkedAt.size).toBe(1);
+	});
+});
+
+describe("security headers", () => {
+	it("every response carries HSTS, nosniff and a refusal to be framed; the pages keep their own CSP", async () => {
+		const user = await hs256Token({ sub: "headers" });
+		const answers: [string, Response][] = [
+			["search", await call("/api/v1/fast/search?q=api")],
+			["400", await call("/api/v1/fast/search")],
+			["401", await call(`/api/v1/fast/repositories/${hoarded}/summary`)],
+			["404", await call("/nope")],
+			["405", await call("/health", { method: "DELETE" })],
+			["summary", await call(`/api/v1/fast/repositories/${hoarded}/summary`, { token: user })],
+			["health", await call("/health")],
+			["openapi", await call("/openapi.json")],
+			["docs", await call("/docs")],
+			["live", await call("/live")],
+		];
+		for (const [what, res] of answers) {
+			expect(res.headers.get("strict-transport-security"), what).toBe("max-age=31536000; includeSubDomains");
+			expect(res.headers.get("x-content-type-options"), what).toBe("nosniff");
+			expect(res.headers.get("x-frame-options"), what).toBe("DENY");
+			expect(res.headers.get("content-security-policy"), what).toContain("frame-ancestors 'none'");
+			await res.body?.cancel();
+		}
+		const [, docs] = answers.find(([what]) => what === "docs") ?? [];
+		expect(docs?.headers.get("content-security-policy")).toContain("script-src 'unsafe-inline'");
+		const [, json] = answers.find(([what]) => what === "search") ?? [];
+		expect(json?.headers.get("content-security-policy")).toBe("default-src 'none'; frame-ancestors 'none'");
 	});
 });

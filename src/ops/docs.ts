@@ -44,7 +44,7 @@ export const docs = new Hono<AppEnv>()
 		c.header("Cache-Control", "public, max-age=300");
 		c.header(
 			"Content-Security-Policy",
-			"default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
+			"default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
 		);
 		return c.html(page);
 	});
