@@ -2,6 +2,7 @@
 // that the local configuration accepts (issuer, audience and JWT_SECRET as `wrangler dev` sees them).
 import { parseArgs } from "node:util";
 import { SignJWT } from "jose";
+import { kidOf } from "../src/lib/key-id.ts";
 import { localConfig } from "./lib/local-config.ts";
 
 const ROLES = ["user", "admin", "service"];
@@ -38,7 +39,8 @@ const audience = config.JWT_AUDIENCE;
 if (!issuer || !audience) fail("JWT_ISSUER / JWT_AUDIENCE missing from wrangler.toml [vars]");
 
 const token = await new SignJWT({ role })
-	.setProtectedHeader({ alg: "HS256", typ: "JWT" })
+	// The key id lets the Worker pick the key at once, also during a secret rotation.
+	.setProtectedHeader({ alg: "HS256", typ: "JWT", kid: await kidOf(secret) })
 	.setIssuer(issuer)
 	.setAudience(audience)
 	.setSubject(values.sub ?? `local-${role}`)

@@ -54,6 +54,12 @@ const ConfigSchema = z.object({
 		.optional()
 		.transform((v) => (v ? v : undefined))
 		.pipe(z.string().min(32, "JWT_SECRET must be at least 32 characters").optional()),
+	// Set only during a rotation: what the previous secret signed still verifies (hs256.ts).
+	JWT_SECRET_PREVIOUS: z
+		.string()
+		.optional()
+		.transform((v) => (v ? v : undefined))
+		.pipe(z.string().min(32, "JWT_SECRET_PREVIOUS must be at least 32 characters").optional()),
 	JWT_JWKS_URL: optionalUrl.optional(),
 	PYTHON_API_URL: optionalUrl.optional(),
 	UPSTASH_REDIS_REST_URL: optionalUrl.optional(),
@@ -200,11 +206,13 @@ export function productionProblems(env: Env): string[] {
 	const db = text("DATABASE_URL");
 	if (db && !/^postgres(ql)?:\/\//.test(db))
 		problems.push("DATABASE_URL must be a postgres:// connection string");
-	const secret = text("JWT_SECRET");
-	if (secret) {
-		const weak = jwtSecretWeakness(secret);
-		if (weak) problems.push(`JWT_SECRET ${weak}`);
+	for (const name of ["JWT_SECRET", "JWT_SECRET_PREVIOUS"]) {
+		const secret = text(name);
+		const weak = secret ? jwtSecretWeakness(secret) : undefined;
+		if (weak) problems.push(`${name} ${weak}`);
 	}
+	if (text("JWT_SECRET_PREVIOUS") && text("JWT_SECRET_PREVIOUS") === text("JWT_SECRET"))
+		problems.push("JWT_SECRET_PREVIOUS equals JWT_SECRET: set it to the secret being retired");
 	for (const origin of text("CORS_ORIGINS")
 		.split(",")
 		.map((o) => o.trim())) {

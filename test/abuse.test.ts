@@ -16,6 +16,8 @@
 //   ticket replay: a used ticket stays used through the clock tolerance after its expiry.
 //   /health flood: the backends are probed once per isolate per HEALTH_CACHE_MS.
 //   security headers: HSTS, nosniff, no framing on every response, errors and pages included.
+//   secret rotation: what the previous JWT_SECRET signed verifies while JWT_SECRET_PREVIOUS holds
+//   it, and not after; tickets name their key.
 //   JWKS storm: tokens with random kids, and a provider that is down, cost one JWKS fetch per
 //   isolate per cooldown; tokens with the provider's real kid keep being accepted.
 // (A repository stream of this file's own, so other files' tests do not share the attacked hub;
@@ -28,6 +30,7 @@ import { importJWK, SignJWT } from "jose";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { boundedRead, createDb, createPool } from "../src/db/client";
 import worker from "../src/index";
+import { kidOf } from "../src/lib/key-id";
 import { resetJwksState } from "../src/middleware/jwks";
 import { LIMITS } from "../src/realtime/protocol";
 import { AUDIENCE, call, errorBody, hs256Token, ISSUER, idpToken } from "./helpers";
@@ -522,5 +525,74 @@ describe("security headers", () => {
 		expect(docs?.headers.get("content-security-policy")).toContain("script-src 'unsafe-inline'");
 		const [, json] = answers.find(([what]) => what === "search") ?? [];
 		expect(json?.headers.get("content-security-policy")).toBe("default-src 'none'; frame-ancestors 'none'");
+	});
+});
+
+describe("JWT_SECRET rotation", () => {
+	const secret = () =>
+		Array.from(crypto.getRandomValues(new Uint8Array(32)), (b) => b.toString(16).padStart(2, "0")).join("");
+
+	async function send(bindings: Partial<Env>, request: Request): Promise<Response> {
+		const ctx = createExecutionContext();
+		const res = await worker.fetch(request, { ...env, ...bindings }, ctx);
+		await waitOnExecutionContext(ctx);
+		return res;
+	}
+	const meWith = (bindings: Partial<Env>, token: string) =>
+		send(
+			bindings,
+			new Request("http://gitinsight.test/api/v1/me", { headers: { authorization: `Bearer ${token}` } }),
+		);
+
+	it("tokens and tickets of the old secret verify during the rotation, and stop after it", async () => {
+		const [old, next] = [secret(), secret()];
+		const before = { JWT_SECRET: old };
+		const during = { JWT_SECRET: next, JWT_SECRET_PREVIOUS: old };
+		const after = { JWT_SECRET: next };
+		// A token without a kid (as other issuers sign), and a ticket issued before the rotation.
+		const token = await hs256Token({ sub: "rotating" }, { secret: old });
+		const issued = await send(
+			before,
+			new Request("http://gitinsight.test/api/v1/stream/tickets", {
+				method: "POST",
+				headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+				body: JSON.stringify({ repository_id: hoarded }),
+			}),
+		);
+		expect(issued.status).toBe(201);
+		const { ticket } = (await issued.json()) as { ticket: string };
+		const [header = ""] = ticket.split(".");
+		expect(JSON.parse(atob(header.replaceAll("-", "+").replaceAll("_", "/")))).toMatchObject({
+			kid: await kidOf(old),
+		});
+
+		expect((await meWith(during, token)).status).toBe(200);
+		expect((await meWith(during, await hs256Token({ sub: "new" }, { secret: next }))).status).toBe(200);
+		const upgrade = await send(during, upgradeRequest(repoStream(hoarded, `?ticket=${ticket}`)));
+		expect(upgrade.status).toBe(101);
+		upgrade.webSocket?.accept();
+		upgrade.webSocket?.close(1000, "done");
+
+		const refused = await meWith(after, token);
+		expect(refused.status).toBe(401);
+		expect((await errorBody(refused)).message).toBe("token signature is invalid");
+	});
+
+	it("another issuer's kid is tried against the keys; a forged signature is refused", async () => {
+		const current = inject("jwtSecret");
+		const sign = (kid: string, key: string) =>
+			new SignJWT({ role: "user" })
+				.setProtectedHeader({ alg: "HS256", typ: "JWT", kid })
+				.setIssuer(ISSUER)
+				.setAudience(AUDIENCE)
+				.setSubject("kid-test")
+				.setIssuedAt()
+				.setExpirationTime("5m")
+				.sign(new TextEncoder().encode(key));
+		const forged = await call("/api/v1/me", { token: await sign("hs-unknownkey0000", secret()) });
+		expect(forged.status).toBe(401);
+		expect((await errorBody(forged)).message).toBe("token signature is invalid");
+		expect((await call("/api/v1/me", { token: await sign("issuer-v1", current) })).status).toBe(200);
+		expect((await call("/api/v1/me", { token: await sign(await kidOf(current), current) })).status).toBe(200);
 	});
 });

@@ -70,6 +70,16 @@ describe("production configuration", () => {
 		],
 		["a patterned secret", { JWT_SECRET: "ab".repeat(40) }, /JWT_SECRET is not random enough/],
 		[
+			"a weak previous secret",
+			{ JWT_SECRET_PREVIOUS: "ab".repeat(40) },
+			/JWT_SECRET_PREVIOUS is not random enough/,
+		],
+		[
+			"the previous secret equal to the current one",
+			{ JWT_SECRET_PREVIOUS: "q3Vw9f0bY2mJ8kT1xZ5nR7cL4pH6sD0gA9eU3iO2wQ8=" },
+			/JWT_SECRET_PREVIOUS equals JWT_SECRET/,
+		],
+		[
 			"a placeholder secret",
 			{ JWT_SECRET: `please-change-me-${"x".repeat(40)}` },
 			/JWT_SECRET looks like a placeholder/,

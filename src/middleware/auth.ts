@@ -1,5 +1,6 @@
 // Bearer JWT authentication (jose) and role checks.
-//   HS256 tokens are verified with JWT_SECRET (services, local tools); RS256/ES256/EdDSA tokens
+//   HS256 tokens are verified with JWT_SECRET, or JWT_SECRET_PREVIOUS during a rotation
+//   (src/middleware/hs256.ts; services, local tools); RS256/ES256/EdDSA tokens
 //   with the identity provider's JWKS at JWT_JWKS_URL. The algorithm list is fixed per key type,
 //   so an HS256 token can never be checked against a public key (key confusion), and "none" is
 //   never accepted. iss, aud, exp and nbf are checked with a small clock tolerance.
@@ -8,6 +9,7 @@ import { createMiddleware } from "hono/factory";
 import { decodeProtectedHeader, errors, type JWTPayload, jwtVerify } from "jose";
 import type { AppEnv, Config } from "../env";
 import { ApiError } from "../errors";
+import { verifyHs256 } from "./hs256";
 import { jwksFor } from "./jwks";
 
 export const ROLES = ["user", "admin", "service"] as const;
@@ -23,24 +25,6 @@ export interface Principal {
 const ASYMMETRIC_ALGS = ["RS256", "ES256", "EdDSA"];
 const CLOCK_TOLERANCE_S = 30;
 const REALM = 'Bearer realm="gitinsight-edge"';
-
-// Isolate-scoped HMAC keys keyed by the configured secret: importing the key costs about as
-// much as verifying a signature, so it is done once per isolate instead of once per request.
-const hmacKeys = new Map<string, Promise<CryptoKey>>();
-function hmacKeyFor(secret: string): Promise<CryptoKey> {
-	let key = hmacKeys.get(secret);
-	if (!key) {
-		key = crypto.subtle.importKey(
-			"raw",
-			new TextEncoder().encode(secret),
-			{ name: "HMAC", hash: "SHA-256" },
-			false,
-			["verify"],
-		);
-		hmacKeys.set(secret, key);
-	}
-	return key;
-}
 
 function unauthorized(description: string): ApiError {
 	return new ApiError("unauthorized", description, {
@@ -105,8 +89,9 @@ async function verifySignature(
 	config: Config,
 ): Promise<{ principal: Principal; expMs: number }> {
 	let alg: string | undefined;
+	let kid: string | undefined;
 	try {
-		alg = decodeProtectedHeader(token).alg;
+		({ alg, kid } = decodeProtectedHeader(token));
 	} catch {
 		throw unauthorized("token is malformed");
 	}
@@ -119,10 +104,7 @@ async function verifySignature(
 	let via: Principal["via"];
 	try {
 		if (alg === "HS256" && config.JWT_SECRET) {
-			({ payload } = await jwtVerify(token, await hmacKeyFor(config.JWT_SECRET), {
-				...common,
-				algorithms: ["HS256"],
-			}));
+			({ payload } = await verifyHs256(token, config, kid, common));
 			via = "hs256";
 		} else if (alg && ASYMMETRIC_ALGS.includes(alg) && config.JWT_JWKS_URL) {
 			({ payload } = await jwtVerify(token, jwksFor(config.JWT_JWKS_URL), {

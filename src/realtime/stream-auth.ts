@@ -5,10 +5,11 @@
 // token and a bearer token is never a ticket), bound to the caller's sub and one stream, valid
 // 60 s and single-use (the target hub records its jti). Long-lived tokens in URLs are refused.
 import type { Context } from "hono";
-import { errors, jwtVerify, SignJWT } from "jose";
+import { decodeProtectedHeader, errors, type JWTPayload, SignJWT } from "jose";
 import type { AppEnv, Config } from "../env";
 import { ApiError } from "../errors";
 import { bearerToken, type Principal, ROLES, type Role, verifyToken } from "../middleware/auth";
+import { signingKey, verifyHs256 } from "../middleware/hs256";
 import { LIMITS, SUBPROTOCOL } from "./protocol";
 
 const TICKET_TYP = "gi-stream-ticket+jwt";
@@ -28,13 +29,10 @@ export interface StreamCaller {
 	ticket?: { jti: string; expMs: number };
 }
 
-function secretOf(config: Config): Uint8Array {
-	if (!config.JWT_SECRET) {
-		throw new ApiError("service_unavailable", "stream tickets are not configured", {
-			headers: { "Retry-After": "60" },
-		});
-	}
-	return new TextEncoder().encode(config.JWT_SECRET);
+function notConfigured(): ApiError {
+	return new ApiError("service_unavailable", "stream tickets are not configured", {
+		headers: { "Retry-After": "60" },
+	});
 }
 
 const ticketAudience = (config: Config) => `${config.JWT_AUDIENCE}#stream-ticket`;
@@ -45,16 +43,18 @@ export async function issueTicket(
 	target: string,
 	nowMs: number,
 ): Promise<Ticket> {
+	const signing = await signingKey(config);
+	if (!signing) throw notConfigured();
 	const exp = Math.floor(nowMs / 1000) + LIMITS.ticketTtlSeconds;
 	const ticket = await new SignJWT({ roles: principal.roles, tgt: target })
-		.setProtectedHeader({ alg: "HS256", typ: TICKET_TYP })
+		.setProtectedHeader({ alg: "HS256", typ: TICKET_TYP, kid: signing.kid })
 		.setIssuer(config.JWT_ISSUER)
 		.setAudience(ticketAudience(config))
 		.setSubject(principal.sub)
 		.setJti(crypto.randomUUID())
 		.setIssuedAt(Math.floor(nowMs / 1000))
 		.setExpirationTime(exp)
-		.sign(secretOf(config));
+		.sign(signing.secret);
 	return { ticket, expires_at: new Date(exp * 1000).toISOString() };
 }
 
@@ -65,10 +65,11 @@ function unauthorized(description: string): ApiError {
 }
 
 async function verifyTicket(ticket: string, config: Config, target: string): Promise<StreamCaller> {
-	let payload: Awaited<ReturnType<typeof jwtVerify>>["payload"];
+	if (!config.JWT_SECRET) throw notConfigured();
+	let payload: JWTPayload;
 	try {
-		({ payload } = await jwtVerify(ticket, secretOf(config), {
-			algorithms: ["HS256"],
+		const { kid } = decodeProtectedHeader(ticket);
+		({ payload } = await verifyHs256(ticket, config, kid, {
 			typ: TICKET_TYP,
 			issuer: config.JWT_ISSUER,
 			audience: ticketAudience(config),
