@@ -18,6 +18,7 @@
 //   security headers: HSTS, nosniff, no framing on every response, errors and pages included.
 //   secret rotation: what the previous JWT_SECRET signed verifies while JWT_SECRET_PREVIOUS holds
 //   it, and not after; tickets name their key.
+//   event-id pre-emption: ids are deduped per producer and repository.
 //   JWKS storm: tokens with random kids, and a provider that is down, cost one JWKS fetch per
 //   isolate per cooldown; tokens with the provider's real kid keep being accepted.
 // (A repository stream of this file's own, so other files' tests do not share the attacked hub;
@@ -594,5 +595,43 @@ describe("JWT_SECRET rotation", () => {
 		expect((await errorBody(forged)).message).toBe("token signature is invalid");
 		expect((await call("/api/v1/me", { token: await sign("issuer-v1", current) })).status).toBe(200);
 		expect((await call("/api/v1/me", { token: await sign(await kidOf(current), current) })).status).toBe(200);
+	});
+});
+
+describe("event ids", () => {
+	async function post(
+		token: string,
+		body: unknown,
+	): Promise<{ status: string; seq: { repository: number | null; global: number[] } }> {
+		const res = await call("/api/v1/events", {
+			method: "POST",
+			token,
+			headers: { "content-type": "application/json" },
+			body: JSON.stringify(body),
+		});
+		expect(res.status).toBe(202);
+		return (await res.json()) as { status: string; seq: { repository: number | null; global: number[] } };
+	}
+
+	it("are deduped per producer and repository: one service cannot pre-empt another's", async () => {
+		const [a, b] = await Promise.all([
+			hs256Token({ sub: "producer-a", role: "service" }),
+			hs256Token({ sub: "producer-b", role: "service" }),
+		]);
+		const id = `shared-${crypto.randomUUID()}`;
+		const event = { id, type: "analysis_started", repository_id: hoarded };
+		const first = await post(a, event);
+		expect(first.status).toBe("accepted");
+		// The same id from another producer is its own event…
+		const other = await post(b, event);
+		expect(other.status).toBe("accepted");
+		expect(other.seq.repository).toBeGreaterThan(first.seq.repository ?? 0);
+		// …while a retry by the same producer is a duplicate with the first seqs.
+		const retry = await post(a, event);
+		expect(retry).toEqual({ ...first, status: "duplicate" });
+		// One id about two repositories: two events, on the repository hubs and on the shards.
+		const elsewhere = await post(a, { ...event, repository_id: repo });
+		expect(elsewhere.status).toBe("accepted");
+		expect(elsewhere.seq.global.every((seq, n) => seq !== first.seq.global[n])).toBe(true);
 	});
 });

@@ -6,7 +6,7 @@ import { attachmentFor, isAttachment, welcomeFor } from "../src/realtime/connect
 import { ALL, matches, subscribe, tagsFor, unsubscribe } from "../src/realtime/filter";
 import { TokenBucket } from "../src/realtime/flood";
 import { ConnectInfo, EventInput, ServerMessage } from "../src/realtime/protocol";
-import { groupByRepository, mergeResults, toHubEvent } from "../src/realtime/publish";
+import { groupByRepository, mergeResults, producerOf, toHubEvent } from "../src/realtime/publish";
 import { asReplayFrame, planCatchUp } from "../src/realtime/replay";
 import { exceeds, parseCommand, reciprocalCode } from "../src/realtime/wire";
 
@@ -149,14 +149,16 @@ describe("events", () => {
 		expect(EventInput.parse({ type: "x-a" })).toMatchObject({ data: {} });
 	});
 
-	it("fills in id and timestamp and lower-cases the repository id", () => {
+	it("fills in id and timestamp, lower-cases the repository id, and keys the event by producer", async () => {
 		const now = new Date("2026-11-24T10:00:00Z");
 		const e = toHubEvent(
 			EventInput.parse({ type: "insight_added", repository_id: repoId, data: { a: 1 } }),
 			now,
+			"pipeline",
 		);
 		expect(e).toEqual({
 			id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+			key: JSON.stringify(["pipeline", repoId.toLowerCase(), e.id]),
 			type: "insight_added",
 			repository_id: repoId.toLowerCase(),
 			timestamp: "2026-11-24T10:00:00.000Z",
@@ -165,8 +167,19 @@ describe("events", () => {
 		const t = toHubEvent(
 			EventInput.parse({ id: "k", type: "x-a", timestamp: "2026-11-24T12:00:00+02:00" }),
 			now,
+			"pipeline",
 		);
-		expect(t).toEqual({ id: "k", type: "x-a", timestamp: "2026-11-24T10:00:00.000Z", data: {} });
+		expect(t).toEqual({
+			id: "k",
+			key: JSON.stringify(["pipeline", null, "k"]),
+			type: "x-a",
+			timestamp: "2026-11-24T10:00:00.000Z",
+			data: {},
+		});
+		// A subject that is long or has other characters is named by its hash.
+		expect(await producerOf("svc-a")).toBe("svc-a");
+		expect(await producerOf("a b")).toMatch(/^sha256:[0-9a-f]{64}$/);
+		expect(await producerOf("x".repeat(129))).toMatch(/^sha256:[0-9a-f]{64}$/);
 	});
 
 	it("groups by repository and merges each hub's results per event", () => {

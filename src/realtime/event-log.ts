@@ -5,7 +5,7 @@
 //
 // Tables (see README "Durable Objects"):
 //   hub_events(seq PK, id, type, at, frame) the replay log; frame = the JSON sent live
-//   hub_event_ids(id PK, seq, at)           ids seen (dedupe), kept longer than the log
+//   hub_event_ids(id PK, seq, at)           dedupe keys seen (HubEvent.key), kept longer than the log
 //   hub_tickets(jti PK, exp)                tickets already used, until exp (the Worker passes exp + tolerance)
 import type { HubEvent, PublishResult } from "./protocol";
 import { type CatchUp, type LogWindow, planCatchUp } from "./replay";
@@ -55,6 +55,9 @@ export interface LoggedRow extends Logged {
 const PRUNE_EVERY_MS = 60_000;
 /** Appends of more events than this take the batch path (three statements in all). */
 const BATCH_FROM = 2;
+
+/** What the log dedupes an event on: its key (HubEvent.key), else its id. */
+const keyOf = (event: HubEvent): string => event.key ?? event.id;
 
 /** The frame sent live and replayed: the event with its seq in this hub. */
 function frameOf(event: HubEvent, seq: number): string {
@@ -126,15 +129,16 @@ export class EventLog {
 		const fresh: Logged[] = [];
 		for (const event of events) {
 			const seq = this.#head + 1;
-			// Claims the id; an id already seen keeps its first seq and is not logged again.
+			// Claims the key; a key already seen keeps its first seq and is not logged again.
+			const key = keyOf(event);
 			const claimed = sql.exec(
 				`INSERT INTO hub_event_ids (id, seq, at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-				event.id,
+				key,
 				seq,
 				now,
 			).rowsWritten;
 			if (claimed === 0) {
-				const seen = sql.exec<{ seq: number }>(`SELECT seq FROM hub_event_ids WHERE id = ?`, event.id).one();
+				const seen = sql.exec<{ seq: number }>(`SELECT seq FROM hub_event_ids WHERE id = ?`, key).one();
 				results.push({ id: event.id, seq: seen.seq, duplicate: true });
 				continue;
 			}
@@ -164,29 +168,30 @@ export class EventLog {
 		const seen = new Map<string, number>();
 		const known = sql.exec<{ id: string; seq: number }>(
 			`SELECT id, seq FROM hub_event_ids WHERE id IN (SELECT value FROM json_each(?))`,
-			JSON.stringify(events.map((e) => e.id)),
+			JSON.stringify(events.map(keyOf)),
 		);
 		for (const row of known) seen.set(row.id, row.seq);
 		const results: PublishResult[] = [];
 		const fresh: Logged[] = [];
-		const rows: [number, string, string, string][] = [];
+		const rows: [number, string, string, string, string][] = [];
 		for (const event of events) {
-			const first = seen.get(event.id);
+			const key = keyOf(event);
+			const first = seen.get(key);
 			if (first !== undefined) {
 				results.push({ id: event.id, seq: first, duplicate: true });
 				continue;
 			}
 			const seq = ++this.#head;
-			seen.set(event.id, seq);
+			seen.set(key, seq);
 			const frame = frameOf(event, seq);
-			rows.push([seq, event.id, event.type, frame]);
+			rows.push([seq, event.id, event.type, frame, key]);
 			results.push({ id: event.id, seq, duplicate: false });
 			fresh.push({ seq, type: event.type, frame });
 		}
 		if (rows.length > 0) {
 			const json = JSON.stringify(rows);
 			sql.exec(
-				`INSERT INTO hub_event_ids (id, seq, at) SELECT value ->> 1, value ->> 0, ? FROM json_each(?)`,
+				`INSERT INTO hub_event_ids (id, seq, at) SELECT value ->> 4, value ->> 0, ? FROM json_each(?)`,
 				now,
 				json,
 			);

@@ -18,7 +18,14 @@ import { requireRole } from "../middleware/auth";
 import { SUMMARY_POLICY } from "../repos/repos.routes";
 import { readJsonBody } from "./json-body";
 import { EventBatchInput, EventInput, type HubEvent, LIMITS } from "./protocol";
-import { type Delivery, deliver, deliverThroughRepository, soleRepository, toHubEvent } from "./publish";
+import {
+	type Delivery,
+	deliver,
+	deliverThroughRepository,
+	producerOf,
+	soleRepository,
+	toHubEvent,
+} from "./publish";
 
 async function publish(c: Context<AppEnv>, events: HubEvent[]): Promise<Delivery[]> {
 	const { cache, config, env, metrics } = c.get("deps");
@@ -70,13 +77,15 @@ export const events = new Hono<AppEnv>()
 	.use(requireRole("service"))
 	.post("/", async (c) => {
 		const input = await readJsonBody(c, EventInput, LIMITS.eventBytes);
-		const [delivery] = await publish(c, [toHubEvent(input, new Date())]);
+		const producer = await producerOf(c.var.principal.sub);
+		const [delivery] = await publish(c, [toHubEvent(input, new Date(), producer)]);
 		return c.json(delivery, 202);
 	})
 	.post("/batch", async (c) => {
 		const input = await readJsonBody(c, EventBatchInput, LIMITS.batchBytes);
 		const now = new Date();
-		const hubEvents = input.events.map((e) => toHubEvent(e, now));
+		const producer = await producerOf(c.var.principal.sub);
+		const hubEvents = input.events.map((e) => toHubEvent(e, now, producer));
 		const tooBig = hubEvents.findIndex((e) => JSON.stringify(e).length > LIMITS.eventBytes);
 		if (tooBig >= 0) {
 			throw new ApiError("payload_too_large", `events[${tooBig}] is over ${LIMITS.eventBytes} bytes`);

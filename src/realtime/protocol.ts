@@ -135,6 +135,12 @@ export const EventBatchInput = z
 /** An event as hubs store and deliver it: id and timestamp filled in, ids lower-cased. */
 export interface HubEvent {
 	id: string;
+	/**
+	 * What hubs dedupe on (publish.ts dedupeKey): the producer, the repository and the id, so one
+	 * service cannot pre-empt another's ids, and one id about two repositories is two events on
+	 * the global shards as it is on the two repository hubs. Never sent to clients. Absent: the id.
+	 */
+	key?: string;
 	type: string;
 	repository_id?: string;
 	timestamp: string;

@@ -18,15 +18,36 @@ export interface Delivery {
 	seq: { repository: number | null; global: number[] };
 }
 
-/** Fills in the id and timestamp and normalises ids, as every hub must store the same event. */
-export function toHubEvent(input: EventInput, now: Date): HubEvent {
+/**
+ * Who produced events, as their dedupe keys name it: the token subject when it is short and
+ * plain, else a SHA-256 of it (a subject may be any string of any length).
+ */
+export async function producerOf(sub: string): Promise<string> {
+	if (/^[A-Za-z0-9._:@-]{1,128}$/.test(sub)) return sub;
+	const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(sub)));
+	return `sha256:${Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+/** The key hubs dedupe an event on (HubEvent.key): producer, repository and id, unambiguous. */
+export function dedupeKey(producer: string, repositoryId: string | undefined, id: string): string {
+	return JSON.stringify([producer, repositoryId ?? null, id]);
+}
+
+/**
+ * Fills in the id and timestamp, normalises ids (every hub must store the same event) and sets
+ * the dedupe key of `producer` (producerOf).
+ */
+export function toHubEvent(input: EventInput, now: Date, producer: string): HubEvent {
+	const id = input.id ?? crypto.randomUUID();
+	const repository = input.repository_id?.toLowerCase();
 	const event: HubEvent = {
-		id: input.id ?? crypto.randomUUID(),
+		id,
+		key: dedupeKey(producer, repository, id),
 		type: input.type,
 		timestamp: new Date(input.timestamp ?? now).toISOString(),
 		data: input.data,
 	};
-	if (input.repository_id) event.repository_id = input.repository_id.toLowerCase();
+	if (repository) event.repository_id = repository;
 	return event;
 }
 
