@@ -19,6 +19,7 @@
 //   secret rotation: what the previous JWT_SECRET signed verifies while JWT_SECRET_PREVIOUS holds
 //   it, and not after; tickets name their key.
 //   event-id pre-emption: ids are deduped per producer and repository.
+//   everlasting tokens: a token valid for more than 30 days is refused.
 //   JWKS storm: tokens with random kids, and a provider that is down, cost one JWKS fetch per
 //   isolate per cooldown; tokens with the provider's real kid keep being accepted.
 // (A repository stream of this file's own, so other files' tests do not share the attacked hub;
@@ -633,5 +634,24 @@ describe("event ids", () => {
 		const elsewhere = await post(a, { ...event, repository_id: repo });
 		expect(elsewhere.status).toBe("accepted");
 		expect(elsewhere.seq.global.every((seq, n) => seq !== first.seq.global[n])).toBe(true);
+	});
+});
+
+describe("token lifetime", () => {
+	it("a token valid for more than 30 days is refused; 30 days is accepted", async () => {
+		const long = await call("/api/v1/me", { token: await hs256Token({ sub: "forever" }, { ttl: "31d" }) });
+		expect(long.status).toBe(401);
+		expect((await errorBody(long)).message).toBe("token lifetime exceeds 30 days");
+		// Without iat the lifetime counts from now.
+		const noIat = await new SignJWT({ role: "user" })
+			.setProtectedHeader({ alg: "HS256", typ: "JWT" })
+			.setIssuer(ISSUER)
+			.setAudience(AUDIENCE)
+			.setSubject("no-iat")
+			.setExpirationTime("400d")
+			.sign(new TextEncoder().encode(inject("jwtSecret")));
+		expect((await call("/api/v1/me", { token: noIat })).status).toBe(401);
+		const month = await call("/api/v1/me", { token: await hs256Token({ sub: "month" }, { ttl: "30d" }) });
+		expect(month.status).toBe(200);
 	});
 });

@@ -24,6 +24,8 @@ export interface Principal {
 
 const ASYMMETRIC_ALGS = ["RS256", "ES256", "EdDSA"];
 const CLOCK_TOLERANCE_S = 30;
+/** The longest a token may be valid for (exp − iat): 30 days. */
+export const MAX_TOKEN_LIFETIME_S = 30 * 86_400;
 const REALM = 'Bearer realm="gitinsight-edge"';
 
 function unauthorized(description: string): ApiError {
@@ -119,6 +121,12 @@ async function verifySignature(
 		throw err instanceof ApiError ? err : describe(err);
 	}
 	if (typeof payload.exp !== "number") throw unauthorized("token has no expiry");
+	// A token is good for at most MAX_TOKEN_LIFETIME_S from when it was issued (from now when it
+	// does not say): a leaked token with an exp years away would otherwise work for years.
+	const issuedAt = typeof payload.iat === "number" ? payload.iat : Date.now() / 1000;
+	if (payload.exp - issuedAt > MAX_TOKEN_LIFETIME_S + CLOCK_TOLERANCE_S) {
+		throw unauthorized(`token lifetime exceeds ${MAX_TOKEN_LIFETIME_S / 86_400} days`);
+	}
 	if (typeof payload.sub !== "string" || payload.sub === "") throw unauthorized("token has no subject");
 	return { principal: { sub: payload.sub, roles: rolesOf(payload), via }, expMs: payload.exp * 1000 };
 }
