@@ -30,7 +30,8 @@ const role = values.role ?? "user";
 if (!ROLES.includes(role)) fail(`unknown role '${role}'`);
 const ttl = values.ttl ?? "1h";
 if (!/^\d+\s*(s|m|h|d)$/.test(ttl)) fail(`--ttl must look like 30s, 15m, 1h or 7d, got '${ttl}'`);
-const seconds = Number.parseInt(ttl, 10) * { s: 1, m: 60, h: 3600, d: 86_400 }[ttl.slice(-1) as "s" | "m" | "h" | "d"];
+const seconds =
+	Number.parseInt(ttl, 10) * { s: 1, m: 60, h: 3600, d: 86_400 }[ttl.slice(-1) as "s" | "m" | "h" | "d"];
 // The Worker refuses a token valid for longer (MAX_TOKEN_LIFETIME_S in src/middleware/auth.ts).
 if (seconds > 30 * 86_400) fail("--ttl must be at most 30d: the Worker refuses longer-lived tokens");
 
