@@ -2,7 +2,7 @@
 // that the local configuration accepts (issuer, audience and JWT_SECRET as `wrangler dev` sees them).
 import { parseArgs } from "node:util";
 import { SignJWT } from "jose";
-import { kidOf } from "../src/lib/key-id.ts";
+import { kidOf } from "../src/lib/digest.ts";
 import { localConfig } from "./lib/local-config.ts";
 
 const ROLES = ["user", "admin", "service"];

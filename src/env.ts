@@ -44,6 +44,10 @@ const rateBudget = (fallback: string) =>
 			return { limit, windowS };
 		});
 
+/** Durable Object location hints (the platform's list): GLOBAL_HUB_LOCATION. */
+export const LOCATION_HINTS = ["wnam", "enam", "sam", "weur", "eeur", "apac", "oc", "afr", "me"] as const;
+export type LocationHint = (typeof LOCATION_HINTS)[number];
+
 const ConfigSchema = z.object({
 	APP_VERSION: z.string().min(1).default("0.0.0"),
 	ENVIRONMENT: z.string().default("development"),
@@ -89,6 +93,14 @@ const ConfigSchema = z.object({
 		.max(64 * 1024 * 1024)
 		.default(32 * 1024 * 1024),
 	GLOBAL_HUB_SHARDS: z.coerce.number().int().min(1).max(64).default(4),
+	// Where the global shards are created (a Durable Object location hint); empty = no hint.
+	GLOBAL_HUB_LOCATION: z
+		.string()
+		.optional()
+		.transform((v) => (v ? v : undefined))
+		.pipe(
+			z.enum(LOCATION_HINTS, { error: `must be one of ${LOCATION_HINTS.join(", ")} (or empty)` }).optional(),
+		),
 	RATE_LIMIT_SEARCH: rateBudget("120/60"),
 	RATE_LIMIT_READ: rateBudget("600/60"),
 	RATE_LIMIT_EVENTS: rateBudget("3000/60"),

@@ -20,11 +20,14 @@
 //   it, and not after; tickets name their key.
 //   event-id pre-emption: ids are deduped per producer and repository.
 //   everlasting tokens: a token valid for more than 30 days is refused.
+//   /metrics from many isolates: a colo's isolates share one AE snapshot per TTL (Cache API).
+//   reconnect storm: every socket of a hub dropped at once (a deploy) comes back with jittered
+//   backoff and since=, within the replay budgets, and misses nothing.
 //   JWKS storm: tokens with random kids, and a provider that is down, cost one JWKS fetch per
 //   isolate per cooldown; tokens with the provider's real kid keep being accepted.
 // (A repository stream of this file's own, so other files' tests do not share the attacked hub;
 // the global stream runs the same hub code.)
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { Redis } from "@upstash/redis/cloudflare";
 import { sql } from "drizzle-orm";
@@ -32,7 +35,7 @@ import { importJWK, SignJWT } from "jose";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { boundedRead, createDb, createPool } from "../src/db/client";
 import worker from "../src/index";
-import { kidOf } from "../src/lib/key-id";
+import { kidOf } from "../src/lib/digest";
 import { resetJwksState } from "../src/middleware/jwks";
 import { LIMITS } from "../src/realtime/protocol";
 import { AUDIENCE, call, errorBody, hs256Token, ISSUER, idpToken } from "./helpers";
@@ -48,10 +51,11 @@ import {
 
 let repo: string;
 let hoarded: string;
+let stormy: string;
 let token: string;
 
 beforeAll(async () => {
-	[repo = "", hoarded = ""] = await seededRepos(250, 2);
+	[repo = "", hoarded = "", stormy = ""] = await seededRepos(250, 3);
 	token = await hs256Token({ sub: "abuse-viewer" });
 });
 
@@ -210,6 +214,12 @@ describe("socket hoarding", () => {
 		await expectCapped(path, from("2001:db8:1:2:ffff::9"));
 		const other = await TestSocket.open(path, from("198.51.100.8"));
 		expect((await other.nextOf("welcome")).shard).toBe(0);
+		// An IPv6 caller's socket also counts for its /48 (LIMITS.socketsPerSite on the hub).
+		const shard0 = env.GLOBAL_HUB.get(env.GLOBAL_HUB.idFromName("global:0"));
+		const sites = await runInDurableObject(shard0, (_hub, state) =>
+			state.getWebSockets().map((ws) => (ws.deserializeAttachment() as { site?: string }).site),
+		);
+		expect(sites.filter((x) => x === "ip6:2001:db8:1::/48")).toHaveLength(LIMITS.socketsPerCaller);
 		await closeAll([...held, ...v6, other]);
 	}, 60_000);
 });
@@ -243,6 +253,17 @@ describe("cache bypass into Postgres", () => {
 		const forced = await call(path, { token: admin, headers: { "cache-control": "no-cache" } });
 		expect(forced.headers.get("x-cache")).toBe("MISS");
 	});
+
+	it("no-cache with no-store, once the copy is past the floor: one load refreshes it for everyone", async () => {
+		const path = `/api/v1/fast/search?q=${encodeURIComponent(`api nostore-${crypto.randomUUID()}`)}`;
+		const headers = { "cache-control": "no-cache, no-store", "cf-connecting-ip": "192.0.2.45" };
+		expect((await call(path, { headers })).headers.get("x-cache")).toBe("MISS");
+		// Past the 5 s floor, no-store would make every request load again without storing.
+		await new Promise((resolve) => setTimeout(resolve, 5_200));
+		const statuses: string[] = [];
+		for (let i = 0; i < 10; i++) statuses.push((await call(path, { headers })).headers.get("x-cache") ?? "");
+		expect(statuses.filter((x) => x === "MISS")).toHaveLength(1);
+	}, 20_000);
 
 	it("Postgres cancels a read at the statement timeout; the Worker answers 503 and keeps serving", async () => {
 		// The guard itself, on the real driver and Postgres: a 10 s statement is cancelled at 300 ms.
@@ -651,7 +672,170 @@ describe("token lifetime", () => {
 			.setExpirationTime("400d")
 			.sign(new TextEncoder().encode(inject("jwtSecret")));
 		expect((await call("/api/v1/me", { token: noIat })).status).toBe(401);
+		// An iat in the future does not lengthen it.
+		const backdated = await new SignJWT({ role: "user" })
+			.setProtectedHeader({ alg: "HS256", typ: "JWT" })
+			.setIssuer(ISSUER)
+			.setAudience(AUDIENCE)
+			.setSubject("future-iat")
+			.setIssuedAt(Math.floor(Date.now() / 1000) + 3649 * 86_400)
+			.setExpirationTime(Math.floor(Date.now() / 1000) + 3650 * 86_400)
+			.sign(new TextEncoder().encode(inject("jwtSecret")));
+		expect((await call("/api/v1/me", { token: backdated })).status).toBe(401);
 		const month = await call("/api/v1/me", { token: await hs256Token({ sub: "month" }, { ttl: "30d" }) });
 		expect(month.status).toBe(200);
 	});
+});
+
+describe("/metrics and the Cloudflare API quota", () => {
+	it("isolates of one colo share a snapshot: 5 cold isolates cost one AE read per TTL", async () => {
+		// A SQL API URL of this test's own (the stand-in counts calls per account id).
+		const account = `quota${crypto.randomUUID().replaceAll("-", "")}`;
+		const sqlUrl = inject("aeSqlUrl").replace("/accounts/local/", `/accounts/${account}/`);
+		const calls = async () =>
+			((await (await fetch(`${new URL(sqlUrl).origin}/__sql-count/${account}`)).json()) as { count: number })
+				.count;
+		const metricsToken = "quota-test-metrics-token-0123456789";
+		// Each env object is its own parsed config: an isolate of its own, as far as the snapshot goes.
+		const isolates = Array.from({ length: 5 }, () => ({
+			...env,
+			AE_SQL_URL: sqlUrl,
+			METRICS_TOKEN: metricsToken,
+			METRICS_CACHE_TTL_MS: "10000",
+		}));
+		const texts: string[] = [];
+		for (const isolate of isolates) {
+			const ctx = createExecutionContext();
+			const res = await worker.fetch(
+				new Request("http://gitinsight.test/metrics", {
+					headers: { authorization: `Bearer ${metricsToken}` },
+				}),
+				isolate,
+				ctx,
+			);
+			expect(res.status).toBe(200);
+			texts.push(await res.text());
+			await waitOnExecutionContext(ctx);
+		}
+		const perSnapshot = await calls();
+		// One snapshot is at most 6 queries (one per part); five unshared isolates would be 30.
+		expect(perSnapshot).toBeGreaterThan(0);
+		expect(perSnapshot).toBeLessThanOrEqual(6);
+		// The first isolate read AE; the other four took its snapshot from the colo's cache.
+		expect(texts.every((t) => t.includes("gitinsight_metrics_source_up 1"))).toBe(true);
+		const queries = perSnapshot;
+		const again = { ...env, AE_SQL_URL: sqlUrl, METRICS_TOKEN: metricsToken, METRICS_CACHE_TTL_MS: "0" };
+		const ctx = createExecutionContext();
+		await (
+			await worker.fetch(
+				new Request("http://gitinsight.test/metrics", {
+					headers: { authorization: `Bearer ${metricsToken}` },
+				}),
+				again,
+				ctx,
+			)
+		).text();
+		await waitOnExecutionContext(ctx);
+		// Without a TTL nothing is shared: a full read of its own (the same number of queries).
+		expect(await calls()).toBe(2 * queries);
+	});
+});
+
+describe("reconnect storm", () => {
+	it("200 sockets dropped at once (a deploy) come back with jittered since= reconnects; none misses an event", async () => {
+		const pad = "y".repeat(1000);
+		const post = async (n: number) => {
+			const res = await postEvent({
+				id: `storm-${n}-${crypto.randomUUID()}`,
+				type: "insight_added",
+				repository_id: stormy,
+				data: { n, pad },
+			});
+			expect(res.status).toBe(202);
+		};
+		for (let n = 0; n < 20; n++) await post(n);
+		const tokens = await Promise.all(Array.from({ length: 20 }, (_, k) => hs256Token({ sub: `storm-${k}` })));
+		interface Viewer {
+			socket: TestSocket;
+			seen: Set<number>;
+			last: number;
+			reconnectedAt?: number;
+			replayBytes: number;
+			resets: number;
+		}
+		const track = (v: Viewer, s: TestSocket) => {
+			s.ws.addEventListener("message", (e) => {
+				const text = String(e.data);
+				const m = JSON.parse(text) as { type: string; seq?: number; replay?: boolean };
+				if (m.type === "reset") v.resets++;
+				if (m.seq !== undefined && m.type === "insight_added") {
+					v.seen.add(m.seq);
+					v.last = Math.max(v.last, m.seq);
+				}
+				if (m.replay) v.replayBytes += text.length;
+			});
+		};
+		const viewers: Viewer[] = [];
+		for (let i = 0; i < 200; i += 20) {
+			const wave = await Promise.all(
+				Array.from({ length: 20 }, async (_, k) => {
+					const socket = await TestSocket.open(repoStream(stormy), { token: tokens[k] ?? "" });
+					const welcome = await socket.nextOf("welcome");
+					const v: Viewer = { socket, seen: new Set(), last: welcome.seq, replayBytes: 0, resets: 0 };
+					track(v, socket);
+					return v;
+				}),
+			);
+			viewers.push(...wave);
+		}
+		const before = viewers[0]?.last ?? 0;
+		// The deploy: the hub closes every socket with 1001 (going away).
+		const stub = env.REPO_HUB.get(env.REPO_HUB.idFromName(stormy));
+		const droppedAt = Date.now();
+		await runInDurableObject(stub, (_hub, state) => {
+			for (const ws of state.getWebSockets()) ws.close(1001, "deploy");
+		});
+		// Each client: full-jitter backoff for its first attempt, random(0, 500 ms), then since=.
+		const back = viewers.map(async (v, i) => {
+			const closed = await v.socket.closed;
+			expect(closed.code).toBe(1001);
+			await new Promise((resolve) => setTimeout(resolve, Math.random() * 500));
+			const socket = await TestSocket.open(repoStream(stormy, `?since=${v.last}`), {
+				token: tokens[i % 20] ?? "",
+			});
+			track(v, socket);
+			v.socket = socket;
+			await socket.nextOf("welcome");
+			v.reconnectedAt = Date.now();
+		});
+		// Events keep coming during the storm.
+		for (let n = 20; n < 30; n++) {
+			await post(n);
+			await new Promise((resolve) => setTimeout(resolve, 50));
+		}
+		await Promise.all(back);
+		await post(30);
+		const head = before + 11;
+		await Promise.all(
+			viewers.map((v) => v.socket.next((m) => "seq" in m && m.seq === head && "data" in m, 5_000)),
+		);
+		const elapsedS = (Date.now() - droppedAt) / 1000;
+		const times = viewers.map((v) => (v.reconnectedAt ?? 0) - droppedAt).sort((a, b) => a - b);
+		// Spread by the jitter, all back well within a second or two.
+		expect(times.at(-1)).toBeLessThan(3_000);
+		// Nothing lost: every viewer has every seq after the one it was at when dropped (or a reset).
+		for (const v of viewers) {
+			if (v.resets > 0) continue;
+			for (let seq = before + 1; seq <= head; seq++) expect(v.seen.has(seq), `seq ${seq}`).toBe(true);
+		}
+		// Replays within the hub's budget: its burst plus its refill over the storm.
+		const replayed = viewers.reduce((a, v) => a + v.replayBytes, 0);
+		expect(replayed).toBeLessThanOrEqual(
+			LIMITS.hubReplayBurstBytes + LIMITS.hubReplayBytesPerSecond * elapsedS,
+		);
+		console.log(
+			`reconnect storm: 200 sockets back in ${times[0]}-${times.at(-1)} ms (median ${times[100]} ms), ${(replayed / 1024).toFixed(0)} KiB replayed, ${viewers.filter((v) => v.resets > 0).length} resets`,
+		);
+		await closeAll(viewers.map((v) => v.socket));
+	}, 30_000);
 });

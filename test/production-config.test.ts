@@ -6,7 +6,13 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, inject, it, vi } from "vitest";
-import { EXAMPLE_JWT_SECRET, jwtSecretWeakness, productionProblems } from "../src/env";
+import {
+	configProblem,
+	EXAMPLE_JWT_SECRET,
+	getConfig,
+	jwtSecretWeakness,
+	productionProblems,
+} from "../src/env";
 import worker from "../src/index";
 import { clearMemoryTier } from "../src/lib/cache";
 import { errorBody, hs256Token } from "./helpers";
@@ -183,5 +189,33 @@ describe("the Cache API tier and the hostname", () => {
 		expect(second.headers.get("x-cache-tier")).toBe("edge");
 		await second.body?.cancel();
 		// (test/cache.test.ts finds the stored entry under a URL on the Worker's hostname.)
+	});
+});
+
+describe("GLOBAL_HUB_LOCATION", () => {
+	it("takes a Durable Object location hint or nothing; anything else is refused, naming the var", async () => {
+		expect(getConfig({ ...env, GLOBAL_HUB_LOCATION: "weur" }).GLOBAL_HUB_LOCATION).toBe("weur");
+		expect(getConfig({ ...env, GLOBAL_HUB_LOCATION: "" }).GLOBAL_HUB_LOCATION).toBeUndefined();
+		expect(configProblem({ ...env, GLOBAL_HUB_LOCATION: "mars" })?.message).toMatch(
+			/GLOBAL_HUB_LOCATION: must be one of wnam/,
+		);
+		// Events reach shards got with the hint (workerd accepts it; it places nothing locally).
+		const hinted = { ...env, GLOBAL_HUB_LOCATION: "weur" };
+		const ctx = createExecutionContext();
+		const res = await worker.fetch(
+			new Request("http://gitinsight.test/api/v1/events", {
+				method: "POST",
+				headers: {
+					authorization: `Bearer ${await hs256Token({ sub: "hinted", role: "service" })}`,
+					"content-type": "application/json",
+				},
+				body: JSON.stringify({ type: "x-hint.test", data: { n: 1 } }),
+			}),
+			hinted,
+			ctx,
+		);
+		await waitOnExecutionContext(ctx);
+		expect(res.status).toBe(202);
+		expect(((await res.json()) as { seq: { global: number[] } }).seq.global).toHaveLength(4);
 	});
 });

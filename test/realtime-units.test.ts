@@ -2,10 +2,10 @@
 // parsing and close codes, event normalisation, routing and result merging, the event rules.
 import { describe, expect, it } from "vitest";
 import { Coalescer } from "../src/realtime/coalesce";
-import { attachmentFor, isAttachment, welcomeFor } from "../src/realtime/connection";
+import { attachmentFor, capOf, holdersOf, isAttachment, welcomeFor } from "../src/realtime/connection";
 import { ALL, matches, subscribe, tagsFor, unsubscribe } from "../src/realtime/filter";
 import { TokenBucket } from "../src/realtime/flood";
-import { ConnectInfo, EventInput, ServerMessage } from "../src/realtime/protocol";
+import { ConnectInfo, EventInput, LIMITS, ServerMessage } from "../src/realtime/protocol";
 import { groupByRepository, mergeResults, producerOf, toHubEvent } from "../src/realtime/publish";
 import { asReplayFrame, planCatchUp } from "../src/realtime/replay";
 import { exceeds, parseCommand, reciprocalCode } from "../src/realtime/wire";
@@ -221,6 +221,19 @@ describe("events", () => {
 });
 
 describe("connections", () => {
+	it("count a socket under its caller and, for IPv6, its /48, each against its own cap", () => {
+		expect(holdersOf({ caller: "sub:a" })).toEqual(["sub:a"]);
+		expect(holdersOf({ caller: "ip6:2001:db8:1:2::/64", site: "ip6:2001:db8:1::/48" })).toEqual([
+			"ip6:2001:db8:1:2::/64",
+			"site|ip6:2001:db8:1::/48",
+		]);
+		// Sockets accepted before callers were recorded count under "".
+		expect(holdersOf({})).toEqual([""]);
+		expect(capOf("ip:203.0.113.1")).toBe(LIMITS.socketsPerCaller);
+		expect(capOf("site|ip6:2001:db8:1::/48")).toBe(LIMITS.socketsPerSite);
+		expect(LIMITS.socketsPerSite).toBe(16 * LIMITS.socketsPerCaller);
+	});
+
 	it("keeps the attachment well under the 16 KB limit at its bounds", () => {
 		const info = ConnectInfo.parse({
 			hub: "global",

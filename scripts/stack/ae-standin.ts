@@ -3,6 +3,7 @@
 // reads them back through AE's SQL API (AE_SQL_URL). One HTTP port serves both:
 //   POST /ingest                                             the sink: a SinkBatch (src/lib/metrics.ts)
 //   POST /client/v4/accounts/<any>/analytics_engine/sql      the SQL API: raw SQL body, bearer token
+//   GET  /__sql-count/<account>                              SQL API calls made for that account id (tests)
 // Rows live in analytics_engine.data_points (created idempotently). Queries are parsed and
 // translated by ae-sql-parser.ts / ae-sql.ts: the documented AE dialect subset only; anything
 // else is 422 "Input was invalid: …", and no query text ever reaches Postgres.
@@ -398,8 +399,13 @@ export async function startAeStandIn(opts: {
 		}
 	}
 
+	// SQL API calls per account id of the URL (tests pick their own: GET /__sql-count/<account>).
+	const sqlCalls = new Map<string, number>();
+
 	async function handle(req: IncomingMessage): Promise<[number, string, string]> {
 		const path = new URL(req.url ?? "/", "http://localhost").pathname;
+		const asked = /^\/__sql-count\/([^/]+)$/.exec(path);
+		if (asked?.[1]) return [200, "application/json", JSON.stringify({ count: sqlCalls.get(asked[1]) ?? 0 })];
 		if (path === "/ingest") {
 			if (req.method !== "POST") throw new HttpError(405, "method not allowed: POST only");
 			return ingest(req);
@@ -410,6 +416,8 @@ export async function startAeStandIn(opts: {
 				return [401, "application/json", AUTH_ERROR];
 			}
 			if (req.method !== "POST") throw new HttpError(405, "method not allowed: POST the SQL as the body");
+			const account = path.split("/")[4] ?? "";
+			sqlCalls.set(account, (sqlCalls.get(account) ?? 0) + 1);
 			return sql(req);
 		}
 		throw new HttpError(404, `not found: ${path}`);

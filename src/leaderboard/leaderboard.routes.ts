@@ -60,10 +60,15 @@ export const leaderboard = new Hono<AppEnv>().get("/", async (c) => {
 					LEADERBOARD_POLICY,
 					leaderboardKey(q),
 					async () => {
-						const board = (await loadWhole()).body;
-						if (board === null) return null;
-						const parsed = JSON.parse(board) as LeaderboardResponse;
-						return JSON.stringify({ ...parsed, entries: parsed.entries.slice(0, q.limit) });
+						const board = await loadWhole();
+						// The cut is as old as the whole board it is cut from (not fresher).
+						const fetchedAt = deps.now() - board.ageS * 1000;
+						if (board.body === null) return { body: null, fetchedAt };
+						const parsed = JSON.parse(board.body) as LeaderboardResponse;
+						return {
+							body: JSON.stringify({ ...parsed, entries: parsed.entries.slice(0, q.limit) }),
+							fetchedAt,
+						};
 					},
 					opts,
 				);

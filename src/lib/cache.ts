@@ -11,6 +11,7 @@
 // Values are the serialised JSON response bodies, so a hit never re-serialises anything.
 import type { BackgroundContext } from "../deps";
 import { ApiError } from "../errors";
+import { sha256Base64url } from "./digest";
 import { LuaScript, type RedisLike } from "./redis";
 import { withTimeout } from "./timeout";
 
@@ -56,6 +57,12 @@ export interface CacheResult {
 	/** Seconds of freshness left (0 when stale). */
 	freshForS: number;
 }
+
+/**
+ * What a read's loader produces: the body (null = not found), or the body with when its data was
+ * fetched, for a body derived from another cached one (it is then no fresher than that one).
+ */
+export type Loader = () => Promise<string | null | { body: string | null; fetchedAt: number }>;
 
 export interface ReadOptions {
 	/** Skip cached copies (request `Cache-Control: no-cache` or `max-age=0`). */
@@ -200,11 +207,7 @@ function invalidatedSince(key: string, readSeq: number): boolean {
 }
 
 export async function etagOf(body: string | null): Promise<string> {
-	const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body ?? "\u0000null"));
-	const bytes = new Uint8Array(digest).slice(0, 12);
-	return `W/"${btoa(String.fromCharCode(...bytes))
-		.replaceAll("+", "-")
-		.replaceAll("/", "_")}"`;
+	return `W/"${await sha256Base64url(body ?? "\u0000null", 12)}"`;
 }
 
 function isEntry(v: unknown): v is CacheEntry {
@@ -221,7 +224,22 @@ function ownEntry(policy: CachePolicy, fullKey: string, v: unknown): CacheEntry 
 	return { b: v.b, t: v.t, e: v.e };
 }
 
-/** 32-bit FNV-1a of a string's UTF-16 code units: spreads keys over a namespace's slots. */
+/** A string's UTF-8 size, without encoding it (ASCII 1 byte, up to 3 per UTF-16 unit). */
+function utf8Bytes(text: string): number {
+	let bytes = 0;
+	for (let i = 0; i < text.length; i++) {
+		const c = text.charCodeAt(i);
+		// A surrogate pair is 4 bytes in all: 2 counted for each of its halves.
+		bytes += c < 0x80 ? 1 : c < 0x800 || (c >= 0xd800 && c < 0xe000) ? 2 : 3;
+	}
+	return bytes;
+}
+
+/**
+ * 32-bit FNV-1a of a string's UTF-16 code units: spreads keys over a namespace's slots. Not keyed:
+ * someone who wants to can pick a query whose slot is a popular one's and keep evicting that
+ * entry from Redis; the memory and edge tiers still hold it, so the cost is Redis reads.
+ */
 function fnv1a(text: string): number {
 	let h = 0x811c9dc5;
 	for (let i = 0; i < text.length; i++) {
@@ -325,6 +343,11 @@ export class LayeredCache {
 		return "expired" as const;
 	}
 
+	/** How much longer a tier keeps `entry`: keepMs less its age (an entry made from an older one). */
+	private leftMs(policy: CachePolicy, entry: CacheEntry): number {
+		return Math.max(1000, this.keepMs(policy, entry) - Math.max(0, this.deps.now() - entry.t));
+	}
+
 	/** How long a tier keeps an entry: a "not found" only for its negative TTL. */
 	private keepMs(policy: CachePolicy, entry: CacheEntry): number {
 		return entry.b === null ? policy.negativeMs : policy.freshMs + policy.errorMs;
@@ -387,7 +410,7 @@ export class LayeredCache {
 
 	private async writeEdge(policy: CachePolicy, fullKey: string, entry: CacheEntry): Promise<void> {
 		if (!this.deps.edge) return;
-		const ttlS = Math.ceil(this.keepMs(policy, entry) / 1000);
+		const ttlS = Math.ceil(this.leftMs(policy, entry) / 1000);
 		try {
 			await this.deps.edge.put(
 				this.edgeRequest(fullKey),
@@ -412,12 +435,12 @@ export class LayeredCache {
 		const bound = policy.redisSlots;
 		const value = JSON.stringify(bound ? { ...entry, k: fullKey } : entry);
 		// Too large for a bounded namespace: this colo's edge copy and the memory tier only.
-		if (bound && value.length > bound.maxEntryBytes) return true;
+		if (bound && utf8Bytes(value) > bound.maxEntryBytes) return true;
 		try {
 			const written = await WRITE_IF_UNCHANGED.run<number>(
 				redis,
 				[this.redisKey(policy, fullKey), this.versionKey(fullKey)],
-				[version, value, String(this.keepMs(policy, entry))],
+				[version, value, String(Math.ceil(this.leftMs(policy, entry)))],
 			);
 			return Number(written) === 1;
 		} catch (err) {
@@ -466,7 +489,7 @@ export class LayeredCache {
 	private load(
 		policy: CachePolicy,
 		fullKey: string,
-		loader: () => Promise<string | null>,
+		loader: Loader,
 		store: boolean,
 		version: string | undefined | null,
 	): Promise<CacheEntry> {
@@ -480,8 +503,10 @@ export class LayeredCache {
 		const startSeq = invalidationSeq;
 		const promise = (async () => {
 			const seen = version === null && store ? await this.readVersion(fullKey) : (version ?? undefined);
-			const body = await withTimeout(loader(), timeout, `origin load of ${policy.name}`);
-			const entry: CacheEntry = { b: body, t: this.deps.now(), e: await etagOf(body) };
+			const loaded = await withTimeout(loader(), timeout, `origin load of ${policy.name}`);
+			const body = typeof loaded === "object" && loaded !== null ? loaded.body : loaded;
+			const t = typeof loaded === "object" && loaded !== null ? loaded.fetchedAt : this.deps.now();
+			const entry: CacheEntry = { b: body, t, e: await etagOf(body) };
 			if (store) this.backfill(policy, fullKey, entry, "origin", startSeq, seen);
 			return entry;
 		})();
@@ -496,12 +521,7 @@ export class LayeredCache {
 	}
 
 	/** Reads `key` through the tiers, loading from the origin when nothing fresh enough is cached. */
-	async read(
-		policy: CachePolicy,
-		key: string,
-		loader: () => Promise<string | null>,
-		opts: ReadOptions = {},
-	): Promise<CacheResult> {
+	async read(policy: CachePolicy, key: string, loader: Loader, opts: ReadOptions = {}): Promise<CacheResult> {
 		const fullKey = this.keyOf(policy, key);
 		const now = this.deps.now();
 		const readSeq = invalidationSeq;

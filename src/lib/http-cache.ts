@@ -18,7 +18,7 @@ export const REVALIDATE_FLOOR_MS = 5_000;
 
 /**
  * `Cache-Control: no-cache | no-store | max-age=N` from the client, as read options; `floorMs`
- * is the youngest copy the client may insist on (0: honoured to the letter).
+ * is the youngest copy the client may insist on (0: honoured to the letter, no-store included).
  */
 export function readOptionsOf(header: string | undefined, floorMs = REVALIDATE_FLOOR_MS): ReadOptions {
 	if (!header) return {};
@@ -31,7 +31,9 @@ export function readOptionsOf(header: string | undefined, floorMs = REVALIDATE_F
 	for (const raw of header.toLowerCase().split(",")) {
 		const [name, value] = raw.trim().split("=", 2);
 		if (name === "no-cache") atMost(0);
-		else if (name === "no-store") opts.noStore = true;
+		// With the floor, no-store is dropped too: a load that writes no tier would leave the copy
+		// too old for the next request, which would load again, and so on per request.
+		else if (name === "no-store" && floorMs === 0) opts.noStore = true;
 		else if (name === "max-age" && value !== undefined && /^\d{1,9}$/.test(value.trim())) {
 			atMost(Number(value.trim()) * 1000);
 		}

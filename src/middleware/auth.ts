@@ -123,7 +123,9 @@ async function verifySignature(
 	if (typeof payload.exp !== "number") throw unauthorized("token has no expiry");
 	// A token is good for at most MAX_TOKEN_LIFETIME_S from when it was issued (from now when it
 	// does not say): a leaked token with an exp years away would otherwise work for years.
-	const issuedAt = typeof payload.iat === "number" ? payload.iat : Date.now() / 1000;
+	// (An iat in the future does not lengthen it: the lifetime counts from now at the latest.)
+	const nowS = Date.now() / 1000;
+	const issuedAt = typeof payload.iat === "number" ? Math.min(payload.iat, nowS) : nowS;
 	if (payload.exp - issuedAt > MAX_TOKEN_LIFETIME_S + CLOCK_TOLERANCE_S) {
 		throw unauthorized(`token lifetime exceeds ${MAX_TOKEN_LIFETIME_S / 86_400} days`);
 	}

@@ -10,7 +10,7 @@
 // then the previous one.
 import { errors, type JWTVerifyOptions, type JWTVerifyResult, jwtVerify } from "jose";
 import type { Config } from "../env";
-import { kidOf } from "../lib/key-id";
+import { kidOf } from "../lib/digest";
 
 export interface HsKey {
 	kid: string;

@@ -7,9 +7,9 @@
 //     waits for it at most JWKS_TIMEOUT_MS on its own timer; a fetch that outlived its request,
 //     whose promise can no longer settle on Workers, is replaced once it is older than that);
 //   - a new fetch at most once per JWKS_COOLDOWN_MS, counted from the attempt, failed or not;
-//   - keys refreshed in the background of a verification once older than JWKS_MAX_AGE_MS (the
-//     old keys keep verifying meanwhile); an unknown kid refetches only when the cooldown allows,
-//     else it is "no key matches" (401) at once;
+//   - keys refreshed by the first verification that finds them older than JWKS_MAX_AGE_MS (the
+//     old keys keep verifying if that fails); an unknown kid refetches only when the cooldown
+//     allows, else it is "no key matches" (401) at once;
 //   - a provider that has never answered is 503 (token keys unavailable), never a 401.
 // The keys are public (verification only), so sharing them across requests is safe; the
 // response is capped at JWKS_MAX_BYTES and parsed by jose's createLocalJWKSet.
@@ -40,13 +40,30 @@ async function fetchKeys(url: string): Promise<JWTVerifyGetKey> {
 		headers: { accept: "application/json" },
 		signal: AbortSignal.timeout(JWKS_TIMEOUT_MS),
 	});
-	if (!res.ok) {
+	const declared = Number(res.headers.get("content-length") ?? 0);
+	if (!res.ok || declared > JWKS_MAX_BYTES) {
 		await res.body?.cancel();
-		throw new TypeError(`JWKS answered ${res.status}`);
+		throw new TypeError(res.ok ? `JWKS larger than ${JWKS_MAX_BYTES} bytes` : `JWKS answered ${res.status}`);
 	}
-	const text = await res.text();
-	if (text.length > JWKS_MAX_BYTES) throw new TypeError(`JWKS larger than ${JWKS_MAX_BYTES} bytes`);
-	return createLocalJWKSet(JSON.parse(text) as JSONWebKeySet);
+	// Read at most JWKS_MAX_BYTES, whatever the provider sends (it may not say its length).
+	const reader = res.body?.getReader();
+	const chunks: Uint8Array[] = [];
+	let size = 0;
+	for (let part = await reader?.read(); part && !part.done; part = await reader?.read()) {
+		size += part.value.byteLength;
+		if (size > JWKS_MAX_BYTES) {
+			await reader?.cancel();
+			throw new TypeError(`JWKS larger than ${JWKS_MAX_BYTES} bytes`);
+		}
+		chunks.push(part.value);
+	}
+	const bytes = new Uint8Array(size);
+	let at = 0;
+	for (const c of chunks) {
+		bytes.set(c, at);
+		at += c.byteLength;
+	}
+	return createLocalJWKSet(JSON.parse(new TextDecoder().decode(bytes)) as JSONWebKeySet);
 }
 
 /**
@@ -102,8 +119,10 @@ export function jwksFor(url: string): JWTVerifyGetKey {
 			sets.set(url, set);
 		}
 		const now = Date.now();
-		if (!set.resolve) await awaitRefresh(url, set, now);
-		else if (now - set.fetchedAt > JWKS_MAX_AGE_MS) void refresh(url, set, now);
+		// Keys older than JWKS_MAX_AGE_MS are refreshed by the request that finds them so (it waits
+		// at most JWKS_TIMEOUT_MS; on failure the old keys keep verifying): a refresh left to run
+		// after its request ended could be cancelled, and its attempt would still hold the cooldown.
+		if (!set.resolve || now - set.fetchedAt > JWKS_MAX_AGE_MS) await awaitRefresh(url, set, now);
 		const resolve = set.resolve;
 		if (!resolve) {
 			// Never loaded: the provider is unreachable, not the caller's fault (describe → 503).

@@ -2,7 +2,10 @@
 // API: every query of metrics.queries.ts in parallel, each bounded in time, numbers parsed
 // whether AE quotes them (64-bit integers) or not. The snapshot is cached per isolate for
 // METRICS_CACHE_TTL_MS with one load in flight at a time; a query that fails keeps its last good
-// result, and the snapshot says the source was down.
+// result, and the snapshot says the source was down. A complete snapshot is also shared through
+// the colo's Cache API for the same TTL, so a colo's isolates (every cold one would otherwise
+// run all 6 queries) read AE once per TTL between them: the Cloudflare API allows 1,200 requests
+// per 5 minutes per user and then blocks every call, deploys included, for 5 minutes (issue 11).
 import type { Config } from "../env";
 import { DURATION_BUCKETS, metricsQueries } from "./metrics.queries";
 
@@ -176,6 +179,57 @@ const LOAD_STALE_MS = QUERY_TIMEOUT_MS + 1000;
 /** No caller waits on a shared load for longer than this; it answers with what it has. */
 const WAIT_MS = QUERY_TIMEOUT_MS + 500;
 
+/** Where a colo's isolates share the last complete snapshot (the Cache API; null: not shared). */
+export interface SharedSnapshot {
+	edge: Cache;
+	/** The Worker's own hostname: Cache API keys must be URLs on a hostname the zone serves. */
+	host: string;
+}
+
+/** The colo's shared snapshot for this request: on a zone's hostname only (deps.edgeTier). */
+export function sharedSnapshotOf(deps: { edgeTier: string; host: string }): SharedSnapshot | null {
+	return deps.edgeTier === "on" ? { edge: caches.default, host: deps.host } : null;
+}
+
+/** One key per source (the SQL API's URL and the dataset): a deployment has one. */
+const sharedKey = (shared: SharedSnapshot, config: Config) =>
+	new Request(
+		`https://${shared.host}/__gitinsight-metrics/${encodeURIComponent(`${config.AE_SQL_URL ?? ""}|${config.AE_DATASET}`)}`,
+	);
+
+function isSnapshot(v: unknown): v is Snapshot {
+	if (typeof v !== "object" || v === null) return false;
+	const s = v as Record<string, unknown>;
+	return Array.isArray(s.requestTotals) && typeof s.takenAt === "number" && s.sourceUp === true;
+}
+
+/** The colo's snapshot when it is younger than the TTL; undefined otherwise or on any error. */
+async function readShared(shared: SharedSnapshot, config: Config, t: number): Promise<Snapshot | undefined> {
+	try {
+		const res = await shared.edge.match(sharedKey(shared, config));
+		if (!res) return undefined;
+		const snapshot: unknown = await res.json();
+		return isSnapshot(snapshot) && t - snapshot.takenAt < config.METRICS_CACHE_TTL_MS ? snapshot : undefined;
+	} catch {
+		return undefined;
+	}
+}
+
+async function writeShared(shared: SharedSnapshot, config: Config, snapshot: Snapshot): Promise<void> {
+	if (!snapshot.sourceUp) return;
+	const ttlS = Math.max(1, Math.ceil(config.METRICS_CACHE_TTL_MS / 1000));
+	try {
+		await shared.edge.put(
+			sharedKey(shared, config),
+			new Response(JSON.stringify(snapshot), {
+				headers: { "content-type": "application/json", "cache-control": `max-age=${ttlS}` },
+			}),
+		);
+	} catch {
+		// Not shared this time: the other isolates read AE themselves.
+	}
+}
+
 /**
  * The cached snapshot, or a fresh one when it is older than METRICS_CACHE_TTL_MS. One load runs
  * at a time per isolate, kept alive by the starting request's ctx.waitUntil; since that request
@@ -186,6 +240,7 @@ export function readSnapshot(
 	config: Config,
 	ctx: { waitUntil(p: Promise<unknown>): void },
 	now: () => number = Date.now,
+	shared: SharedSnapshot | null = null,
 ): Promise<Snapshot> {
 	let state = states.get(config);
 	if (!state) {
@@ -197,9 +252,24 @@ export function readSnapshot(
 	if (s.cached && s.cached.until > t) return Promise.resolve(s.cached.snapshot);
 	if (s.loading === undefined || t - s.loading.startedAt > LOAD_STALE_MS) {
 		const startedAt = t;
-		const promise = load(config, s, now)
+		const fromAe = async () => {
+			const snapshot = await load(config, s, now);
+			if (shared) ctx.waitUntil(writeShared(shared, config, snapshot));
+			return snapshot;
+		};
+		const promise = (
+			shared && config.METRICS_CACHE_TTL_MS > 0 ? readShared(shared, config, t) : Promise.resolve(undefined)
+		)
+			.then((found) => {
+				if (!found) return fromAe();
+				// Another isolate's complete snapshot: its values become this isolate's last ones.
+				const { sourceUp: _up, fullAt, takenAt: _at, ...parts } = found;
+				s.last = parts;
+				s.fullAt = fullAt;
+				return found;
+			})
 			.then((snapshot) => {
-				s.cached = { snapshot, until: now() + config.METRICS_CACHE_TTL_MS };
+				s.cached = { snapshot, until: snapshot.takenAt + config.METRICS_CACHE_TTL_MS };
 				return snapshot;
 			})
 			.finally(() => {

@@ -9,7 +9,7 @@ import type { AppEnv, Config } from "../env";
 import { ApiError } from "../errors";
 import type { ApiOperation } from "../lib/openapi";
 import { DURATION_BUCKETS } from "./metrics.queries";
-import { cacheRatios, readSnapshot, type Snapshot } from "./metrics.source";
+import { cacheRatios, readSnapshot, type Snapshot, sharedSnapshotOf } from "./metrics.source";
 
 export const EXPOSITION_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -183,7 +183,7 @@ export const metrics = new Hono<AppEnv>().get("/", async (c) => {
 			});
 		}
 	}
-	const snapshot = await readSnapshot(config, c.executionCtx);
+	const snapshot = await readSnapshot(config, c.executionCtx, Date.now, sharedSnapshotOf(c.var.deps));
 	return c.body(renderMetrics(snapshot, config), 200, {
 		"Content-Type": EXPOSITION_CONTENT_TYPE,
 		"Cache-Control": "no-store",

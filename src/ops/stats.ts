@@ -13,7 +13,7 @@ import { isolateFigures } from "../lib/isolate";
 import type { ApiOperation } from "../lib/openapi";
 import { requireRole } from "../middleware/auth";
 import { formatUptime } from "./health";
-import { cacheRatios, RATE_WINDOW_S, RATIO_WINDOW_S, readSnapshot } from "./metrics.source";
+import { cacheRatios, RATE_WINDOW_S, RATIO_WINDOW_S, readSnapshot, sharedSnapshotOf } from "./metrics.source";
 
 /** "15ms" / "1.2s", as the seed shows average_response_time. */
 export function formatDuration(ms: number): string {
@@ -26,7 +26,7 @@ export const stats = new Hono<AppEnv>().get("/stats", requireRole("admin"), asyn
 	const { config } = c.get("deps");
 	const now = Date.now();
 	const isolate = isolateFigures(now);
-	const s = await readSnapshot(config, c.executionCtx);
+	const s = await readSnapshot(config, c.executionCtx, Date.now, sharedSnapshotOf(c.var.deps));
 	const lastMinute = s.recent1m.reduce(
 		(acc, r) => ({ requests: acc.requests + r.requests, durationSum: acc.durationSum + r.durationSum }),
 		{ requests: 0, durationSum: 0 },

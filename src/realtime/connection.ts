@@ -23,6 +23,7 @@ export function attachmentFor(info: ConnectInfo, head: number, now: number): Att
 		connected_at: now,
 	};
 	if (info.shard !== undefined) att.shard = info.shard;
+	if (info.site !== undefined) att.site = info.site;
 	return att;
 }
 
@@ -33,6 +34,20 @@ export function connOf(att: Attachment, now: number): Conn {
 		bucket: new TokenBucket(LIMITS.commandBurst, LIMITS.commandsPerSecond, now),
 		replay: new TokenBucket(LIMITS.replayBurstBytes, LIMITS.replayBytesPerMinute / 60, now),
 	};
+}
+
+/**
+ * The keys a socket counts under for the per-caller caps: its caller, and for an IPv6 caller its
+ * /48 (`site|…`), so a site cannot multiply the cap over its 65,536 /64s. Sockets accepted before
+ * callers were recorded count under "".
+ */
+export function holdersOf(who: { caller?: string; site?: string }): string[] {
+	const caller = who.caller ?? "";
+	return who.site ? [caller, `site|${who.site}`] : [caller];
+}
+
+export function capOf(holder: string): number {
+	return holder.startsWith("site|") ? LIMITS.socketsPerSite : LIMITS.socketsPerCaller;
 }
 
 /** An attachment this code wrote (deploys close every socket, so no older shapes exist). */

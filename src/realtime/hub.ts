@@ -12,11 +12,12 @@ import { DurableObject } from "cloudflare:workers";
 import { metricsFor } from "../deps";
 import { assertNever } from "../errors";
 import { type HubPoint, hubDataPoint, type Metrics } from "../lib/metrics";
-import { attachmentFor, type Conn, connOf, isAttachment, welcomeFor } from "./connection";
+import { attachmentFor, type Conn, capOf, connOf, holdersOf, isAttachment, welcomeFor } from "./connection";
 import { EventLog, type Logged } from "./event-log";
 import { matches, subscribe, tagsFor, unsubscribe } from "./filter";
 import { TokenBucket } from "./flood";
 import {
+	type Attachment,
 	CLOSE,
 	CONNECT_HEADER,
 	ConnectInfo,
@@ -96,7 +97,7 @@ export abstract class Hub extends DurableObject<Env> {
 		const info = ConnectInfo.safeParse(parseJson(request.headers.get(CONNECT_HEADER)));
 		if (!info.success) return new Response("bad connect info", { status: 400 });
 		if (this.#full()) return new Response("hub is full", { status: 503, headers: { "Retry-After": "5" } });
-		if (this.#callerAtCap(info.data.caller)) {
+		if (this.#atCap(holdersOf(info.data))) {
 			return new Response("caller at its socket cap", { status: 429, headers: { "Retry-After": "30" } });
 		}
 		const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
@@ -104,7 +105,7 @@ export abstract class Hub extends DurableObject<Env> {
 		this.ctx.acceptWebSocket(server, tagsFor(att.scope));
 		server.serializeAttachment(att);
 		this.#sockets = (this.#sockets ?? 0) + 1;
-		this.#countCaller(att.caller, 1);
+		this.#count(holdersOf(att), 1);
 		const conn = connOf(att, Date.now());
 		this.#conns.set(server, conn);
 		this.#send(server, welcomeFor(info.data, att));
@@ -261,39 +262,47 @@ export abstract class Hub extends DurableObject<Env> {
 	}
 
 	/**
-	 * Whether `caller` already holds LIMITS.socketsPerCaller sockets here. At the cap, the count
-	 * is first rebuilt (at most once per CALLER_RECOUNT_MS), so sockets that vanished without a
-	 * close event do not lock their caller out for good.
+	 * Whether any of `holders` (holdersOf: the caller, and its IPv6 site) already holds its cap
+	 * of sockets here. At a cap, the counts are first rebuilt (at most once per
+	 * CALLER_RECOUNT_MS), so sockets that vanished without a close event do not lock their caller
+	 * out for good.
 	 */
-	#callerAtCap(caller: string): boolean {
+	#atCap(holders: string[]): boolean {
 		const now = Date.now();
-		let perCaller = this.#perCaller ?? this.#recountCallers(now);
-		if ((perCaller.get(caller) ?? 0) < LIMITS.socketsPerCaller) return false;
+		const over = (counts: Map<string, number>) => holders.some((h) => (counts.get(h) ?? 0) >= capOf(h));
+		if (!over(this.#perCaller ?? this.#recountCallers(now))) return false;
 		if (now - this.#perCallerAt < CALLER_RECOUNT_MS) return true;
-		perCaller = this.#recountCallers(now);
-		return (perCaller.get(caller) ?? 0) >= LIMITS.socketsPerCaller;
+		return over(this.#recountCallers(now));
 	}
 
 	/** Rebuilds the per-caller counts from the runtime's socket list and the attachments. */
 	#recountCallers(now: number): Map<string, number> {
-		const perCaller = new Map<string, number>();
+		const atts: Attachment[] = [];
 		for (const ws of this.ctx.getWebSockets()) {
 			if (this.#forgotten.has(ws)) continue;
 			const att = this.#conns.get(ws)?.att ?? safeAttachment(ws);
-			if (isAttachment(att)) perCaller.set(att.caller, (perCaller.get(att.caller) ?? 0) + 1);
+			if (isAttachment(att)) atts.push(att);
 		}
-		this.#perCaller = perCaller;
-		this.#perCallerAt = now;
-		return perCaller;
+		return this.#setCounts(atts, now);
 	}
 
-	/** Adds `delta` to a caller's socket count (when the counts are known; see #perCaller). */
-	#countCaller(caller: string, delta: number): void {
-		const perCaller = this.#perCaller;
-		if (!perCaller) return;
-		const n = (perCaller.get(caller) ?? 0) + delta;
-		if (n > 0) perCaller.set(caller, n);
-		else perCaller.delete(caller);
+	#setCounts(atts: Iterable<Attachment>, now: number): Map<string, number> {
+		const counts = new Map<string, number>();
+		for (const att of atts) for (const h of holdersOf(att)) counts.set(h, (counts.get(h) ?? 0) + 1);
+		this.#perCaller = counts;
+		this.#perCallerAt = now;
+		return counts;
+	}
+
+	/** Adds `delta` to each holder's socket count (when the counts are known; see #perCaller). */
+	#count(holders: string[], delta: number): void {
+		const counts = this.#perCaller;
+		if (!counts) return;
+		for (const h of holders) {
+			const n = (counts.get(h) ?? 0) + delta;
+			if (n > 0) counts.set(h, n);
+			else counts.delete(h);
+		}
 	}
 
 	#forget(ws: WebSocket): void {
@@ -305,7 +314,7 @@ export abstract class Hub extends DurableObject<Env> {
 		this.#conns.delete(ws);
 		if (!isAttachment(att)) return;
 		if (this.#sockets !== undefined) this.#sockets = Math.max(0, this.#sockets - 1);
-		this.#countCaller(att.caller, -1);
+		this.#count(holdersOf(att), -1);
 	}
 
 	#save(ws: WebSocket, conn: Conn): void {
@@ -363,11 +372,10 @@ export abstract class Hub extends DurableObject<Env> {
 		this.#rosterAt = now;
 		// The exact counts, while they are at hand (the runtime's list, less closed sockets).
 		this.#sockets = this.#conns.size;
-		const perCaller = new Map<string, number>();
-		for (const { att } of this.#conns.values())
-			perCaller.set(att.caller, (perCaller.get(att.caller) ?? 0) + 1);
-		this.#perCaller = perCaller;
-		this.#perCallerAt = now;
+		this.#setCounts(
+			Array.from(this.#conns.values(), (c) => c.att),
+			now,
+		);
 		return this.#conns;
 	}
 

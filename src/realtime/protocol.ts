@@ -57,6 +57,8 @@ export const LIMITS = {
 	 * this × GLOBAL_HUB_SHARDS, opened no faster than its `read` budget allows.
 	 */
 	socketsPerCaller: 100,
+	/** Sockets the /48 of IPv6 callers may hold on one hub in all: 16 callers' worth. */
+	socketsPerSite: 1_600,
 	/**
 	 * Events logged but not yet broadcast, at most (count or frame bytes): past either, publish()
 	 * broadcasts inside the call, so producers that outrun the fan-out wait for it again.
@@ -171,10 +173,12 @@ const PUBLIC_STRING_CHARS = 256;
 /** Bounds a global frame (~1.5 KB with its envelope), so a broadcast to a full shard is bounded. */
 export const PUBLIC_DATA_BYTES = 1024;
 
+const utf8 = new TextEncoder();
+
 /** The event as the global stream carries it: `data` cut to its public part (PUBLIC_DATA_KEYS). */
 export function publicEvent(event: HubEvent): HubEvent {
 	const data: Record<string, unknown> = {};
-	let bytes = 2;
+	let bytes = 2; // the braces
 	for (const key of PUBLIC_DATA_KEYS) {
 		const value = event.data[key];
 		const scalar =
@@ -182,7 +186,8 @@ export function publicEvent(event: HubEvent): HubEvent {
 			(typeof value === "number" && Number.isFinite(value)) ||
 			typeof value === "boolean";
 		if (!scalar) continue;
-		const size = JSON.stringify(key).length + JSON.stringify(value).length + 2;
+		// UTF-8 bytes of `"key":value,` as the frame will carry them.
+		const size = utf8.encode(`${JSON.stringify(key)}:${JSON.stringify(value)},`).byteLength;
 		if (bytes + size > PUBLIC_DATA_BYTES) break;
 		data[key] = value;
 		bytes += size;
@@ -305,7 +310,9 @@ export const ConnectInfo = z.object({
 	 * Who holds the socket, for the per-caller cap: "sub:<token subject>" when the caller
 	 * authenticated, else the client's address as the rate limiter keys it (clientKey).
 	 */
-	caller: z.string().min(1).max(1100),
+	caller: z.string().max(1100).default(""),
+	/** An IPv6 caller's /48 (rate-limit.ts siteKey): counted too, against LIMITS.socketsPerSite. */
+	site: z.string().max(64).optional(),
 	roles: z.array(z.enum(ROLES)),
 	scope: z.union([z.literal("*"), z.array(EventType).max(LIMITS.connectTypes)]),
 	since: z.number().int().min(0).nullable(),
@@ -322,8 +329,10 @@ export const SUBPROTOCOL = "gitinsight.v1";
 export interface Attachment {
 	v: 1;
 	sub: string | null;
-	/** ConnectInfo.caller: what the per-caller socket count is kept by. */
-	caller: string;
+	/** ConnectInfo.caller: what the per-caller socket count is kept by (absent: accepted before). */
+	caller?: string;
+	/** ConnectInfo.site, when the caller has one. */
+	site?: string;
 	roles: ConnectInfo["roles"];
 	scope: Scope;
 	filter: Filter;

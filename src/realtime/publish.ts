@@ -8,6 +8,8 @@
 // the missing hubs without delivering twice.
 import type { Config } from "../env";
 import { ApiError } from "../errors";
+import { sha256Name } from "../lib/digest";
+import { globalShardId, globalShardOf, repoHubOf } from "./addressing";
 import { type EventInput, type HubEvent, type PublishResult, publicEvent } from "./protocol";
 import type { Forwarded, PublishOptions } from "./repo-hub.do";
 
@@ -23,9 +25,7 @@ export interface Delivery {
  * plain, else a SHA-256 of it (a subject may be any string of any length).
  */
 export async function producerOf(sub: string): Promise<string> {
-	if (/^[A-Za-z0-9._:@-]{1,128}$/.test(sub)) return sub;
-	const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(sub)));
-	return `sha256:${Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+	return /^[A-Za-z0-9._:@-]{1,128}$/.test(sub) ? sub : sha256Name(sub);
 }
 
 /** The key hubs dedupe an event on (HubEvent.key): producer, repository and id, unambiguous. */
@@ -94,9 +94,6 @@ export function mergeResults(
 	return out;
 }
 
-const repoHub = (env: Env, id: string) => env.REPO_HUB.get(env.REPO_HUB.idFromName(id));
-const shardHub = (env: Env, n: number) => env.GLOBAL_HUB.get(env.GLOBAL_HUB.idFromName(`global:${n}`));
-
 /** The one repository every event is about, or null (none, several, or some without one). */
 export function soleRepository(events: HubEvent[]): string | null {
 	const first = events[0]?.repository_id;
@@ -117,8 +114,9 @@ export async function deliverThroughRepository(
 ): Promise<{ deliveries: Delivery[]; invalidated: boolean }> {
 	let forwarded: Forwarded;
 	try {
-		forwarded = await repoHub(env, repo).publishAndForward(events, {
+		forwarded = await repoHubOf(env, repo).publishAndForward(events, {
 			shards: config.GLOBAL_HUB_SHARDS,
+			location: config.GLOBAL_HUB_LOCATION,
 			invalidate,
 		});
 	} catch (err) {
@@ -137,9 +135,11 @@ export async function deliverThroughRepository(
 export async function deliver(env: Env, config: Config, events: HubEvent[]): Promise<Delivery[]> {
 	const groups = [...groupByRepository(events)];
 	const shards = config.GLOBAL_HUB_SHARDS;
-	const repoCalls = groups.map(([id, list]) => repoHub(env, id).publish(list.map((x) => x.event)));
+	const repoCalls = groups.map(([id, list]) => repoHubOf(env, id).publish(list.map((x) => x.event)));
 	const global = events.map(publicEvent);
-	const shardCalls = Array.from({ length: shards }, (_, n) => shardHub(env, n).publish(global));
+	const shardCalls = Array.from({ length: shards }, (_, n) =>
+		globalShardOf(env, globalShardId(env, n), config.GLOBAL_HUB_LOCATION).publish(global),
+	);
 	const settled = await Promise.allSettled([...repoCalls, ...shardCalls]);
 	const failed = settled.flatMap((s, i) => {
 		if (s.status === "fulfilled") return [];

@@ -14,8 +14,11 @@
 // (503: the sender retries the same ids; the hubs dedupe them, and a retry is forwarded again,
 // so a shard that missed it catches up); an invalidation failure is answered, not thrown (the
 // events are delivered; the Worker answers 503 so the sender's retry invalidates again).
+
+import type { LocationHint } from "../env";
 import { invalidateInRedis, logCacheError } from "../lib/cache";
 import { redisFor } from "../lib/redis";
+import { globalShardId, globalShardOf } from "./addressing";
 import { Coalescer } from "./coalesce";
 import { Hub } from "./hub";
 import { type HubEvent, type PublishResult, publicEvent } from "./protocol";
@@ -28,6 +31,8 @@ const INVALIDATE_MAX_PAIRS = 200;
 export interface PublishOptions {
 	/** GLOBAL_HUB_SHARDS: forward to shards 0..shards-1. */
 	shards: number;
+	/** GLOBAL_HUB_LOCATION: the shards' location hint. */
+	location?: LocationHint;
 	/** The Redis part of the cache invalidation, or null when there is no Redis. */
 	invalidate: { redis: { url: string; token: string }; keys: string[] } | null;
 }
@@ -65,7 +70,7 @@ export class RepoHub extends Hub {
 		// The shards carry the public part of each event only (publicEvent).
 		const forwarded = events.map(publicEvent);
 		const global = await Promise.all(
-			Array.from({ length: opts.shards }, (_, n) => this.#forwarder(n).submit(forwarded)),
+			Array.from({ length: opts.shards }, (_, n) => this.#forwarder(n, opts.location).submit(forwarded)),
 		);
 		return { repository, global, invalidated };
 	}
@@ -82,14 +87,16 @@ export class RepoHub extends Hub {
 		return { calls, requests: items };
 	}
 
-	#forwarder(shard: number): Coalescer<HubEvent, PublishResult> {
+	#forwarder(shard: number, location: LocationHint | undefined): Coalescer<HubEvent, PublishResult> {
 		let f = this.#forwarders.get(shard);
 		if (!f) {
-			const ns = this.env.GLOBAL_HUB;
 			// The id is computed once; a stub per call, so a call that broke its stub does not break
 			// the next one.
-			const id = ns.idFromName(`global:${shard}`);
-			f = new Coalescer({ send: (items) => ns.get(id).publish(items), maxItems: FORWARD_MAX_EVENTS });
+			const id = globalShardId(this.env, shard);
+			f = new Coalescer({
+				send: (items) => globalShardOf(this.env, id, location).publish(items),
+				maxItems: FORWARD_MAX_EVENTS,
+			});
 			this.#forwarders.set(shard, f);
 		}
 		return f;

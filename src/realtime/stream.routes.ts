@@ -10,10 +10,11 @@ import { ApiError } from "../errors";
 import type { ApiOperation } from "../lib/openapi";
 import { parseInput, parseQuery } from "../lib/validate";
 import { requireAuth } from "../middleware/auth";
-import { clientKey } from "../middleware/rate-limit";
+import { clientKey, siteKey } from "../middleware/rate-limit";
 import { getRepositorySummary } from "../repos/repos.queries";
 import { SUMMARY_POLICY } from "../repos/repos.routes";
 import { RepoIdParams } from "../repos/repos.schemas";
+import { globalShardId, globalShardOf, repoHubOf } from "./addressing";
 import { readJsonBody } from "./json-body";
 import { CONNECT_HEADER, type ConnectInfo, EventType, LIMITS } from "./protocol";
 import {
@@ -109,7 +110,7 @@ export const stream = new Hono<AppEnv>()
 			return found ? JSON.stringify(found) : null;
 		});
 		if (summary.body === null) throw new ApiError("not_found", "repository not found");
-		const stub = env.REPO_HUB.get(env.REPO_HUB.idFromName(id));
+		const stub = repoHubOf(env, id);
 		if (caller.ticket && !(await stub.claimTicket(caller.ticket.jti, caller.ticket.expMs))) {
 			throw new ApiError("unauthorized", "the ticket was already used", {
 				headers: { "WWW-Authenticate": "Bearer" },
@@ -137,12 +138,15 @@ export const stream = new Hono<AppEnv>()
 		const pinned = query.shard !== undefined && query.shard < shards;
 		const shard = pinned ? (query.shard ?? 0) : (crypto.getRandomValues(new Uint32Array(1))[0] ?? 0) % shards;
 		const lost = query.since !== undefined && !pinned;
-		return forward(env.GLOBAL_HUB.get(env.GLOBAL_HUB.idFromName(`global:${shard}`)), {
+		const caller = clientKey(c.req.header("cf-connecting-ip"));
+		const site = siteKey(caller);
+		return forward(globalShardOf(env, globalShardId(env, shard), config.GLOBAL_HUB_LOCATION), {
 			hub: "global",
 			shard,
 			shards,
 			sub: null,
-			caller: clientKey(c.req.header("cf-connecting-ip")),
+			caller,
+			...(site ? { site } : {}),
 			roles: [],
 			scope: query.types ?? "*",
 			since: lost ? null : (query.since ?? null),

@@ -7,6 +7,7 @@ import { Hono } from "hono";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import type { CachePolicy } from "../lib/cache";
+import { sha256Name } from "../lib/digest";
 import { cachedJson, cacheOptions } from "../lib/http-cache";
 import type { ApiOperation } from "../lib/openapi";
 import { parseQuery } from "../lib/validate";
@@ -31,8 +32,7 @@ const MAX_PLAIN_KEY = 160;
 
 export async function cacheKeyOf(canonical: string): Promise<string> {
 	if (canonical.length <= MAX_PLAIN_KEY && /^[\x21-\x7e]*$/.test(canonical)) return canonical;
-	const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical));
-	return `sha256:${[...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+	return sha256Name(canonical);
 }
 
 // Search always answers 200 (an empty result is a result); the cache never stores null here.
