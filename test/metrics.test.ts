@@ -8,7 +8,7 @@ import worker from "../src/index";
 import { methodLabel, requestDataPoint } from "../src/lib/metrics";
 import { escapeLabel, renderMetrics } from "../src/ops/metrics";
 import { DURATION_BUCKETS } from "../src/ops/metrics.queries";
-import type { Snapshot } from "../src/ops/metrics.source";
+import { type Snapshot, WAIT_MS } from "../src/ops/metrics.source";
 import { errorBody } from "./helpers";
 
 async function get(bindings: Partial<Env>, path: string, headers: Record<string, string> = {}) {
@@ -19,8 +19,10 @@ async function get(bindings: Partial<Env>, path: string, headers: Record<string,
 		bindings as Env,
 		ctx,
 	);
+	// What the client waited for; background work (a load still running) may go on after it.
+	const ms = Date.now() - started;
 	await waitOnExecutionContext(ctx);
-	return { res, ms: Date.now() - started };
+	return { res, ms };
 }
 
 const snapshot: Snapshot = {
@@ -134,14 +136,15 @@ describe("Prometheus rendering", () => {
 });
 
 describe("GET /metrics", () => {
-	it("answers with what it has and source_up 0 when the AE API hangs, within its query timeout", async () => {
+	it("answers with what it has and source_up 0 when the AE API hangs, within WAIT_MS", async () => {
 		const { res, ms } = await get({ ...env, AE_SQL_URL: inject("hangingUrl") }, "/metrics");
 		expect(res.status).toBe(200);
 		expect(res.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
 		const text = await res.text();
 		expect(text).toContain("gitinsight_metrics_source_up 0");
 		expect(text).toContain("# TYPE gitinsight_requests_total counter");
-		expect(ms).toBeLessThan(6_000);
+		expect(ms).toBeGreaterThanOrEqual(WAIT_MS - 100);
+		expect(ms).toBeLessThan(WAIT_MS + 1_500);
 	});
 
 	it("answers source_up 0 when no AE SQL API is configured", async () => {

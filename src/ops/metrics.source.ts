@@ -9,7 +9,12 @@
 import type { Config } from "../env";
 import { DURATION_BUCKETS, metricsQueries } from "./metrics.queries";
 
-export const QUERY_TIMEOUT_MS = 2500;
+/**
+ * One AE SQL API query may take this long (real AE queries take seconds); a scrape does not wait
+ * for it past WAIT_MS: it answers with the last values read, and the load finishes in the
+ * background for the next scrape.
+ */
+export const QUERY_TIMEOUT_MS = 10_000;
 /** The window of the "recent" gauges: cache hit ratio (and, at one minute, request rates). */
 export const RATIO_WINDOW_S = 300;
 export const RATE_WINDOW_S = 60;
@@ -176,8 +181,11 @@ async function load(config: Config, state: State, now: () => number): Promise<Sn
 
 /** A shared load older than this is presumed dead (its request was cancelled) and replaced. */
 const LOAD_STALE_MS = QUERY_TIMEOUT_MS + 1000;
-/** No caller waits on a shared load for longer than this; it answers with what it has. */
-const WAIT_MS = QUERY_TIMEOUT_MS + 500;
+/**
+ * No caller waits on a load for longer than this; it answers with what it has (source down). Under
+ * Prometheus' default 10 s scrape timeout.
+ */
+export const WAIT_MS = 3_000;
 
 /** Where a colo's isolates share the last complete snapshot (the Cache API; null: not shared). */
 export interface SharedSnapshot {
