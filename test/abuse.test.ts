@@ -34,8 +34,11 @@ import { sql } from "drizzle-orm";
 import { importJWK, SignJWT } from "jose";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { boundedRead, createDb, createPool } from "../src/db/client";
+import { getConfig } from "../src/env";
+import { ApiError } from "../src/errors";
 import worker from "../src/index";
 import { kidOf } from "../src/lib/digest";
+import { verifyToken } from "../src/middleware/auth";
 import { resetJwksState } from "../src/middleware/jwks";
 import { LIMITS } from "../src/realtime/protocol";
 import { AUDIENCE, call, errorBody, hs256Token, ISSUER, idpToken } from "./helpers";
@@ -655,6 +658,24 @@ describe("event ids", () => {
 		const elsewhere = await post(a, { ...event, repository_id: repo });
 		expect(elsewhere.status).toBe("accepted");
 		expect(elsewhere.seq.global.every((seq, n) => seq !== first.seq.global[n])).toBe(true);
+	});
+});
+
+describe("repeated bad tokens", () => {
+	it("a refused token is remembered: the next looks at it (limiter, cache options, auth) do not verify again", async () => {
+		const config = getConfig(env);
+		const forged = await hs256Token(
+			{ sub: "forged" },
+			{ secret: "not-the-secret-0123456789abcdefghijklmnop" },
+		);
+		const first = await verifyToken(forged, config).catch((err: unknown) => err);
+		expect(first).toBeInstanceOf(ApiError);
+		expect((first as ApiError).code).toBe("unauthorized");
+		// The same refusal object: answered from the memo, with no second signature check.
+		await expect(verifyToken(forged, config)).rejects.toBe(first);
+		const res = await call("/api/v1/me", { token: forged });
+		expect(res.status).toBe(401);
+		expect((await errorBody(res)).message).toBe("token signature is invalid");
 	});
 });
 

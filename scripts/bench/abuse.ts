@@ -1,7 +1,8 @@
 // `npm run bench:abuse -- [--rounds 3] [--seconds 60] [--only a,b]`: issue 11's floods, each for
 // `--seconds` at a fixed, stated rate while a legitimate client runs the normal mix, side by side
 // with the same mix alone (the quiet run), medians over rounds. Per round: one quiet run, then
-// one run per scenario (rotating order), each against the same Worker.
+// one run per scenario (rotating order), then a second quiet run ("quiet-again": the noise floor,
+// how much two runs without attackers differ), each against the same Worker.
 //
 // The legitimate client (the same in every run):
 //   requests  lib.ts's open-loop runner at LEGIT_RATE req/s, latency from each request's scheduled
@@ -262,7 +263,7 @@ runBench(
 			};
 		}
 
-		async function run(scenario: Scenario | "quiet"): Promise<RunFigures> {
+		async function run(scenario: Scenario | "quiet" | "quiet-again"): Promise<RunFigures> {
 			const arrived = new Map<string, number>();
 			const streams = [
 				`${wsBase}/api/v1/stream/repository/${streamed}/updates`,
@@ -272,7 +273,8 @@ runBench(
 				viewer(streams[0] ?? "", { authorization: `Bearer ${user}` }, arrived),
 				viewer(streams[1] ?? "", {}, arrived),
 			]);
-			const stopAttack = scenario === "quiet" ? async () => "-" : await startAttack(scenario);
+			const stopAttack =
+				scenario === "quiet" || scenario === "quiet-again" ? async () => "-" : await startAttack(scenario);
 			const sent = new Map<string, number>();
 			let n = 0;
 			const producer = setInterval(() => {
@@ -318,7 +320,8 @@ runBench(
 				...chosen.slice((round - 1) % chosen.length),
 				...chosen.slice(0, (round - 1) % chosen.length),
 			];
-			for (const scenario of ["quiet" as const, ...order]) {
+			// A second quiet run, last: how far two runs without any attack differ (the noise floor).
+			for (const scenario of ["quiet" as const, ...order, "quiet-again" as const]) {
 				const f = await run(scenario);
 				results.set(scenario, [...(results.get(scenario) ?? []), f]);
 				log(
@@ -338,7 +341,7 @@ runBench(
 			"| run | request p99 (ms) | × quiet | request errors | delivery p99 (ms) | events missing | targets met |",
 		);
 		console.log("|---|--:|--:|--:|--:|--:|---|");
-		for (const scenario of ["quiet", ...chosen]) {
+		for (const scenario of ["quiet", ...chosen, "quiet-again"]) {
 			const fs = results.get(scenario) ?? [];
 			const p99 = median(fs.map((f) => f.requestP99));
 			const errors = fs.reduce((a, f) => a + f.requestErrors, 0);
@@ -357,5 +360,5 @@ runBench(
 			);
 		}
 	},
-	(ROUNDS * (chosen.length + 1) * (SECONDS + 10) + 600) * 1000,
+	(ROUNDS * (chosen.length + 2) * (SECONDS + 10) + 600) * 1000,
 );

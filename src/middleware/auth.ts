@@ -64,26 +64,40 @@ function describe(err: unknown): ApiError {
 
 // Isolate-scoped memo of tokens already verified, per parsed config (so a token is never
 // accepted under a configuration other than the one that verified it). An entry lives until
-// the token's exp, at most VERIFIED_TTL_MS; failures are never remembered. This spares the
-// signature check on every request of a client that reuses its token.
+// the token's exp, at most VERIFIED_TTL_MS. This spares the signature check on every request of
+// a client that reuses its token. A refusal (401) is remembered for REFUSED_TTL_MS, so a client
+// that repeats a bad token (and the limiter and the cache options, which each look at it) costs
+// one check, not one per look; 503s (keys unavailable) are never remembered.
 const VERIFIED_TTL_MS = 60_000;
+const REFUSED_TTL_MS = 10_000;
 const VERIFIED_MAX = 10_000;
-const verified = new WeakMap<Config, Map<string, { principal: Principal; until: number }>>();
+type Verified = { principal: Principal; until: number } | { refused: ApiError; until: number };
+const verified = new WeakMap<Config, Map<string, Verified>>();
 
 /** Verifies a compact JWS and returns its principal; throws ApiError (401/503). */
 export async function verifyToken(token: string, config: Config): Promise<Principal> {
 	const now = Date.now();
 	let memo = verified.get(config);
-	const hit = memo?.get(token);
-	if (hit && hit.until > now) return hit.principal;
-	const { principal, expMs } = await verifySignature(token, config);
 	if (!memo) {
 		memo = new Map();
 		verified.set(config, memo);
 	}
+	const hit = memo.get(token);
+	if (hit && hit.until > now) {
+		if ("refused" in hit) throw hit.refused;
+		return hit.principal;
+	}
 	if (memo.size >= VERIFIED_MAX) memo.clear();
-	memo.set(token, { principal, until: Math.min(expMs, now + VERIFIED_TTL_MS) });
-	return principal;
+	try {
+		const { principal, expMs } = await verifySignature(token, config);
+		memo.set(token, { principal, until: Math.min(expMs, now + VERIFIED_TTL_MS) });
+		return principal;
+	} catch (err) {
+		if (err instanceof ApiError && err.code === "unauthorized") {
+			memo.set(token, { refused: err, until: now + REFUSED_TTL_MS });
+		}
+		throw err;
+	}
 }
 
 async function verifySignature(
