@@ -35,6 +35,8 @@ export interface Deps {
 	/** Memory → edge (Cache API) → Redis → origin read-through cache. */
 	readonly cache: LayeredCache;
 	edgeTier: EdgeTier;
+	/** This colo's Cache API when the tier is on (edgeTier), else null. */
+	edge: Cache | null;
 	now: () => number;
 }
 
@@ -64,6 +66,7 @@ export function createDeps(env: Env, ctx: BackgroundContext, host: string): Deps
 		keyBuilders.set(config.REDIS_KEY_PREFIX, keys);
 	}
 	const edgeTier = edgeTierFor(host);
+	const edge = edgeTier === "on" ? caches.default : null;
 	return {
 		config,
 		env,
@@ -76,7 +79,7 @@ export function createDeps(env: Env, ctx: BackgroundContext, host: string): Deps
 		redis,
 		get cache() {
 			cache ??= new LayeredCache({
-				edge: edgeTier === "on" ? caches.default : null,
+				edge,
 				edgeHost: host,
 				redis,
 				prefix: config.REDIS_KEY_PREFIX,
@@ -93,6 +96,7 @@ export function createDeps(env: Env, ctx: BackgroundContext, host: string): Deps
 		},
 		keys,
 		edgeTier,
+		edge,
 		now,
 	};
 }

@@ -224,16 +224,7 @@ function ownEntry(policy: CachePolicy, fullKey: string, v: unknown): CacheEntry 
 	return { b: v.b, t: v.t, e: v.e };
 }
 
-/** A string's UTF-8 size, without encoding it (ASCII 1 byte, up to 3 per UTF-16 unit). */
-function utf8Bytes(text: string): number {
-	let bytes = 0;
-	for (let i = 0; i < text.length; i++) {
-		const c = text.charCodeAt(i);
-		// A surrogate pair is 4 bytes in all: 2 counted for each of its halves.
-		bytes += c < 0x80 ? 1 : c < 0x800 || (c >= 0xd800 && c < 0xe000) ? 2 : 3;
-	}
-	return bytes;
-}
+const utf8 = new TextEncoder();
 
 /**
  * 32-bit FNV-1a of a string's UTF-16 code units: spreads keys over a namespace's slots. Not keyed:
@@ -435,7 +426,7 @@ export class LayeredCache {
 		const bound = policy.redisSlots;
 		const value = JSON.stringify(bound ? { ...entry, k: fullKey } : entry);
 		// Too large for a bounded namespace: this colo's edge copy and the memory tier only.
-		if (bound && utf8Bytes(value) > bound.maxEntryBytes) return true;
+		if (bound && utf8.encode(value).byteLength > bound.maxEntryBytes) return true;
 		try {
 			const written = await WRITE_IF_UNCHANGED.run<number>(
 				redis,

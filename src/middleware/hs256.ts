@@ -4,10 +4,10 @@
 //   1. set JWT_SECRET_PREVIOUS to the current secret and JWT_SECRET to a new one (deploy);
 //   2. move the token issuers to the new secret; wait out the longest token lifetime;
 //   3. delete JWT_SECRET_PREVIOUS (deploy).
-// Each key has an id (kidOf: a hash prefix, naming the key without revealing it), carried as `kid` by everything this service signs, so
-// verification picks its key at once. A token without a kid, or with another issuer's own kid
-// (services that sign with the shared secret may set one), is tried against the current key,
-// then the previous one.
+// Each key has an id (kidOf: a hash prefix, naming the key without revealing it), carried as
+// `kid` by everything this service signs, so verification picks its key at once. A token without
+// a kid, or with another issuer's own kid (services that sign with the shared secret may set
+// one), is tried against the current key, then the previous one.
 import { errors, type JWTVerifyOptions, type JWTVerifyResult, jwtVerify } from "jose";
 import type { Config } from "../env";
 import { kidOf } from "../lib/digest";

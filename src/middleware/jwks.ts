@@ -57,13 +57,7 @@ async function fetchKeys(url: string): Promise<JWTVerifyGetKey> {
 		}
 		chunks.push(part.value);
 	}
-	const bytes = new Uint8Array(size);
-	let at = 0;
-	for (const c of chunks) {
-		bytes.set(c, at);
-		at += c.byteLength;
-	}
-	return createLocalJWKSet(JSON.parse(new TextDecoder().decode(bytes)) as JSONWebKeySet);
+	return createLocalJWKSet(JSON.parse(await new Blob(chunks).text()) as JSONWebKeySet);
 }
 
 /**

@@ -194,9 +194,9 @@ export interface SharedSnapshot {
 	host: string;
 }
 
-/** The colo's shared snapshot for this request: on a zone's hostname only (deps.edgeTier). */
-export function sharedSnapshotOf(deps: { edgeTier: string; host: string }): SharedSnapshot | null {
-	return deps.edgeTier === "on" ? { edge: caches.default, host: deps.host } : null;
+/** The colo's shared snapshot for this request: where the Cache API tier is on (deps.edge). */
+export function sharedSnapshotOf(deps: { edge: Cache | null; host: string }): SharedSnapshot | null {
+	return deps.edge ? { edge: deps.edge, host: deps.host } : null;
 }
 
 /** One key per source (the SQL API's URL and the dataset): a deployment has one. */
@@ -247,8 +247,8 @@ async function writeShared(shared: SharedSnapshot, config: Config, snapshot: Sna
 export function readSnapshot(
 	config: Config,
 	ctx: { waitUntil(p: Promise<unknown>): void },
-	now: () => number = Date.now,
 	shared: SharedSnapshot | null = null,
+	now: () => number = Date.now,
 ): Promise<Snapshot> {
 	let state = states.get(config);
 	if (!state) {

@@ -183,7 +183,7 @@ export const metrics = new Hono<AppEnv>().get("/", async (c) => {
 			});
 		}
 	}
-	const snapshot = await readSnapshot(config, c.executionCtx, Date.now, sharedSnapshotOf(c.var.deps));
+	const snapshot = await readSnapshot(config, c.executionCtx, sharedSnapshotOf(c.var.deps));
 	return c.body(renderMetrics(snapshot, config), 200, {
 		"Content-Type": EXPOSITION_CONTENT_TYPE,
 		"Cache-Control": "no-store",

@@ -26,7 +26,7 @@ export const stats = new Hono<AppEnv>().get("/stats", requireRole("admin"), asyn
 	const { config } = c.get("deps");
 	const now = Date.now();
 	const isolate = isolateFigures(now);
-	const s = await readSnapshot(config, c.executionCtx, Date.now, sharedSnapshotOf(c.var.deps));
+	const s = await readSnapshot(config, c.executionCtx, sharedSnapshotOf(c.var.deps));
 	const lastMinute = s.recent1m.reduce(
 		(acc, r) => ({ requests: acc.requests + r.requests, durationSum: acc.durationSum + r.durationSum }),
 		{ requests: 0, durationSum: 0 },

@@ -14,7 +14,6 @@
 // (503: the sender retries the same ids; the hubs dedupe them, and a retry is forwarded again,
 // so a shard that missed it catches up); an invalidation failure is answered, not thrown (the
 // events are delivered; the Worker answers 503 so the sender's retry invalidates again).
-
 import type { LocationHint } from "../env";
 import { invalidateInRedis, logCacheError } from "../lib/cache";
 import { redisFor } from "../lib/redis";
